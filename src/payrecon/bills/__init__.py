@@ -1,0 +1,1 @@
+"""Channel bill parsers: one module per format, each producing canonical Arrow batches."""

@@ -1,0 +1,1 @@
+"""Pure domain: money, canonical schema, match rules, outcomes. No I/O."""

@@ -1,0 +1,1 @@
+"""Match engines: the one match definition, compiled for each engine."""

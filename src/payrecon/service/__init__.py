@@ -1,0 +1,1 @@
+"""Use cases that tie parsers, ledger sources, engines and the run store together."""
