@@ -93,12 +93,12 @@ class BillParser(ABC):
 
 def open_binary(path: Path) -> BinaryIO:
     """Open a bill file, transparently un-gzipping it when it starts with the gzip magic."""
-    raw = path.open("rb")
-    if raw.read(2) == _GZIP_MAGIC:
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == _GZIP_MAGIC:
+        # gzip.open owns its file and closes it; GzipFile(fileobj=...) leaked the raw handle.
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 class _CountingReader(io.RawIOBase):
@@ -155,19 +155,29 @@ def read_blocks(
         block = _decode(text[:cut], decoder, utf8, source, line, encoding)
         yield LineBlock(block, line)
         line += block.count(b"\n")
-    if pending:
-        yield LineBlock(_decode(pending, decoder, utf8, source, line, encoding), line)
+    # final=True: a multibyte character cut off at the end of the file is an error, not
+    # silently dropped by the incremental decoder.
+    last = _decode(pending, decoder, utf8, source, line, encoding, final=True)
+    if last:
+        yield LineBlock(last, line)
 
 
 def _decode(
-    data: bytes, decoder: codecs.IncrementalDecoder, utf8: bool, source: str, line: int, enc: str
+    data: bytes,
+    decoder: codecs.IncrementalDecoder,
+    utf8: bool,
+    source: str,
+    line: int,
+    enc: str,
+    *,
+    final: bool = False,
 ) -> bytes:
     try:
-        text = decoder.decode(data)
+        text = decoder.decode(data, final=final)
     except UnicodeDecodeError as exc:
         bad_line = line + data.count(b"\n", 0, exc.start)
         raise BillFormatError(
-            f"not valid {enc} text (byte {data[exc.start:exc.start + 1]!r}); "
+            f"not valid {enc} text (byte {data[exc.start : exc.start + 1]!r}); "
             "is the file in another encoding?",
             Location(source, bad_line),
         ) from None

@@ -38,7 +38,7 @@ _ARROW_PLAIN = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 def _normalize(text: str) -> str:
     value = text.strip().lstrip("`").strip()
     sign = ""
-    if value[:1] in "+-":
+    if value.startswith(("+", "-")):  # value[:1] in "+-" was also true for ""
         sign, value = value[0], value[1:].lstrip()
     if value[:1] and value[0] in _CURRENCY_SIGNS:
         value = value[1:].lstrip()
@@ -124,11 +124,20 @@ class MoneyRowError(MoneyError):
 
 def _row_error(strings: pa.Array, scale: int) -> MoneyRowError:
     row = first_invalid(strings, scale=scale)
-    if row is None:  # every value parses alone: the column overflows int64 together
-        return MoneyRowError("amount out of range", 0)
+    if row is None:  # every value parses alone: one is too large for Arrow's decimal128(18)
+        row = _first_out_of_range(strings, scale)
     text = strings[row].as_py()
     try:
         parse_minor(text, scale=scale)
     except MoneyError as exc:
         return MoneyRowError(exc.reason, row)
     return MoneyRowError(f"{text!r} is out of range", row)
+
+
+def _first_out_of_range(strings: pa.Array, scale: int) -> int:
+    """Index of the first value with more integer digits than decimal128(18, scale) holds."""
+    limit = 10**18
+    for index, text in enumerate(strings.to_pylist()):
+        if text is not None and abs(parse_minor(text, scale=scale)) >= limit:
+            return index
+    return 0

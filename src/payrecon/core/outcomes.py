@@ -1,7 +1,9 @@
 """Outcome kinds of a batch run and the schema of ``outcomes.parquet``.
 
 One outcome row per key: a matched pair is one row. Every record beyond the first with
-the same key on the same side is a DUPLICATE row of its own.
+the same key on the same side is a DUPLICATE row of its own. A row carries both sides'
+records as they were (``ledger_*`` and ``channel_*`` columns), so a case opened from it,
+or the suspense pool built from it, needs nothing else.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from payrecon.core.schema import TIMESTAMP
+from payrecon.core.schema import CANONICAL
 
 
 class Outcome(StrEnum):
@@ -29,53 +31,36 @@ class Outcome(StrEnum):
         return self not in (Outcome.MATCHED, Outcome.CARRIED_OVER)
 
 
-SIDE_COLUMNS = (
-    "amount",
-    "order_amount",
-    "status",
-    "fee",
-    "txn_time",
-    "source",
-    "line_no",
-    "channel_txn_id",
-    "origin_order_id",
-    "merchant_id",
-    "currency",
-    "bill_date",
-)
+class Side(StrEnum):
+    LEDGER = "ledger"
+    CHANNEL = "channel"
+
+
+DISCREPANCIES = tuple(outcome for outcome in Outcome if outcome.is_discrepancy)
+
+# Key columns appear once per outcome row; every other canonical field once per side.
+ROW_KEY = ("channel", "kind", "order_id")
+SIDE_FIELDS = tuple(f for f in CANONICAL if f.name not in ROW_KEY)
 
 OUTCOMES = pa.schema(
     [
         pa.field("channel", pa.string()),
-        pa.field("merchant_id", pa.string()),
         pa.field("kind", pa.string()),
         pa.field("order_id", pa.string()),
         pa.field("outcome", pa.string()),
-        # Which fields differ, comma-separated ("status,amount"); empty when matched.
+        # Which fields differ, comma-separated ("status,amount"); empty when they agree.
         pa.field("diff_fields", pa.string()),
-        pa.field("ledger_amount", pa.int64()),
-        pa.field("channel_amount", pa.int64()),
-        # channel - ledger, in minor units: positive = 长款 (platform over), negative = 短款.
+        # channel - ledger in minor units: positive = 长款 (channel over), negative = 短款.
         pa.field("amount_diff", pa.int64()),
-        pa.field("ledger_status", pa.string()),
-        pa.field("channel_status", pa.string()),
-        pa.field("ledger_fee", pa.int64()),
-        pa.field("channel_fee", pa.int64()),
-        pa.field("channel_order_amount", pa.int64()),
-        pa.field("ledger_currency", pa.string()),
-        pa.field("channel_currency", pa.string()),
-        pa.field("ledger_txn_time", TIMESTAMP),
-        pa.field("channel_txn_time", TIMESTAMP),
-        pa.field("channel_txn_id", pa.string()),
-        pa.field("origin_order_id", pa.string()),
-        pa.field("bill_date", pa.date32()),
+        # For one-sided rows (missing, carried over, duplicate): which side is present.
+        pa.field("side", pa.string()),
         # Set when a side of this row came from the suspense pool: the day it was first seen.
         pa.field("carried_from", pa.date32()),
-        # Which side a CARRIED_OVER or DUPLICATE row stands for: "ledger" or "channel".
-        pa.field("side", pa.string()),
-        pa.field("ledger_source", pa.string()),
-        pa.field("ledger_line", pa.int64()),
-        pa.field("channel_source", pa.string()),
-        pa.field("channel_line", pa.int64()),
+        pa.field("merchant_id", pa.string()),
+        pa.field("bill_date", pa.date32()),
+        *(pa.field(f"{side}_{f.name}", f.type) for side in Side for f in SIDE_FIELDS),
     ]
 )
+
+# The suspense pool: carried-over records as they were, with the side and first-seen day.
+POOL = pa.schema([*CANONICAL, pa.field("side", pa.string()), pa.field("carried_from", pa.date32())])

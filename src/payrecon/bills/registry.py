@@ -1,0 +1,39 @@
+"""Which parser reads which channel's bills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from payrecon.bills.base import BillParser, ProgressCallback
+from payrecon.config import Settings
+from payrecon.errors import ConfigError
+
+BUILT_IN = ("wechat", "alipay")
+
+
+def known_channels(settings: Settings) -> list[str]:
+    return [*BUILT_IN, *sorted(settings.channels)]
+
+
+def bill_parser(
+    channel: str, path: Path, settings: Settings, on_progress: ProgressCallback | None = None
+) -> BillParser:
+    """The parser for one bill file of ``channel`` (built-in or configured as CSV)."""
+    if channel in settings.channels:
+        from payrecon.bills.csv_generic import CsvBillParser
+
+        return CsvBillParser(
+            path, settings.channels[channel], channel=channel, on_progress=on_progress
+        )
+    if channel == "wechat":
+        from payrecon.bills.wechat import WechatBillParser
+
+        return WechatBillParser(path, on_progress=on_progress)
+    if channel == "alipay":
+        from payrecon.bills.alipay import AlipayBillParser
+
+        return AlipayBillParser(path, on_progress=on_progress)
+    raise ConfigError(
+        f"unknown channel {channel!r}; known: {', '.join(known_channels(settings))}"
+        " (configure others under [channels.<name>] in payrecon.toml)"
+    )
