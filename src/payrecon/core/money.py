@@ -101,15 +101,17 @@ def arrow_to_minor(values: pa.Array, *, scale: int = MINOR_SCALE) -> pa.Array:
     """
     strings = pc.utf8_trim_whitespace(values.cast(pa.string()))
     shape_ok = pc.match_substring_regex(strings, _ARROW_PLAIN)
-    if not pc.all(pc.fill_null(shape_ok, True)).as_py():
+    # min_count=0: an empty column is valid (by default `all` of nothing is null).
+    if not pc.all(pc.fill_null(shape_ok, True), min_count=0).as_py():
         raise _row_error(strings, scale)
     try:
         decimals = pc.cast(strings, pa.decimal128(18, scale))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _row_error(strings, scale) from None
-    factor = pa.scalar(10**scale, pa.decimal128(6, 0))
+    # decimal(18, scale) stores the amount in 10**-scale units as its unscaled integer:
+    # reading it at scale 0 converts exactly, without a multiply.
     try:
-        return pc.cast(pc.multiply(decimals, factor), pa.int64())
+        return pc.cast(decimals.view(pa.decimal128(18, 0)), pa.int64())
     except pa.ArrowInvalid:
         raise _row_error(strings, scale) from None
 
