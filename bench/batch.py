@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -174,10 +173,24 @@ def compare(rows: int) -> None:
     ]
     runs = {
         "payrecon": payrecon,
-        "duckdb-sql": [sys.executable, __file__, "--run", "duckdb-sql", str(bill), str(ledger),
-                       str(work / "handwritten.parquet")],
-        "naive": [sys.executable, __file__, "--run", "naive", str(bill), str(ledger),
-                  str(work / "naive.csv")],
+        "duckdb-sql": [
+            sys.executable,
+            __file__,
+            "--run",
+            "duckdb-sql",
+            str(bill),
+            str(ledger),
+            str(work / "handwritten.parquet"),
+        ],
+        "naive": [
+            sys.executable,
+            __file__,
+            "--run",
+            "naive",
+            str(bill),
+            str(ledger),
+            str(work / "naive.csv"),
+        ],
     }
     figures = {name: measure(command, env) for name, command in runs.items()}
     base_s, base_rss, _ = figures["payrecon"]

@@ -14,10 +14,10 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.exceptions import Abort, TyperException
 
 from payrecon.config import Settings, load_settings
 from payrecon.errors import InvariantError, PayreconError
@@ -170,11 +170,14 @@ def demo(
 
 def exit_code(exc: BaseException) -> int:
     """The one mapping from errors to exit codes (and what the user is told)."""
-    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
-        stderr.print("[yellow]interrupted[/yellow]: no outputs were written")
-        return Exit.INTERRUPTED
-    if isinstance(exc, click.exceptions.ClickException):
-        exc.show(file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt | Abort):
+        return _interrupted()
+    if isinstance(exc, TyperException):  # usage errors: bad option, missing argument
+        show = getattr(exc, "show", None)
+        if show:
+            show(file=sys.stderr)
+        else:
+            stderr.print(Text.assemble(("error", "red"), f": {exc.format_message()}"))
         return Exit.USAGE
     if isinstance(exc, InvariantError):
         stderr.print(Text.assemble(("internal error", "red"), f": {exc} (please report this)"))
@@ -185,15 +188,22 @@ def exit_code(exc: BaseException) -> int:
     raise exc
 
 
+def _interrupted() -> int:
+    stderr.print(Text("interrupted: no outputs were written", style="yellow"))
+    return Exit.INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command and turn its outcome into an exit code."""
     try:
         result: Any = app(args=argv, standalone_mode=False)
-    except (click.exceptions.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None) or getattr(exc, "code", 0)
-        return int(code or 0)
-    except BaseException as exc:  # noqa: BLE001 - mapped in one place
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else Exit.USAGE
+    except BaseException as exc:
         return exit_code(exc)
+    # Typer turns Ctrl-C into the exit code 130 itself (without raising).
+    if result == Exit.INTERRUPTED:
+        return _interrupted()
     return int(result) if isinstance(result, int) else Exit.OK
 
 

@@ -10,15 +10,34 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from payrecon.core.money import format_minor
 from payrecon.core.outcomes import Outcome
+from payrecon.service.progress import Unit
+
+
+class _AmountColumn(ProgressColumn):
+    """Bytes as sizes, rows as counts, steps as nothing."""
+
+    _bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "rows")
+        if unit == "bytes":
+            return self._bytes.render(task)
+        if unit == "rows":
+            total = f"/{int(task.total):,}" if task.total else ""
+            return Text(f"{int(task.completed):,}{total} rows", style="progress.download")
+        return Text("")
 
 
 class RichObserver:
@@ -29,7 +48,7 @@ class RichObserver:
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            _AmountColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -48,8 +67,10 @@ class RichObserver:
     ) -> None:
         self._progress.stop()
 
-    def task(self, key: str, description: str, total: int | None = None) -> None:
-        self._tasks[key] = self._progress.add_task(description, total=total)
+    def task(
+        self, key: str, description: str, total: int | None = None, unit: Unit = "rows"
+    ) -> None:
+        self._tasks[key] = self._progress.add_task(description, total=total, unit=unit)
 
     def advance(self, key: str, amount: int) -> None:
         if key in self._tasks:
@@ -90,8 +111,15 @@ def outcome_table(summary: dict[str, Any]) -> Table:
         table.add_row(
             outcome.value,
             f"{figures['count']:,}",
-            format_minor(figures["ledger_amount"]),
-            format_minor(figures["channel_amount"]),
+            _money(figures["ledger_amount"]),
+            _money(figures["channel_amount"]),
             style=style,
         )
     return table
+
+
+def _money(minor: int) -> str:
+    """Minor units with thousands separators: 123456789 -> 1,234,567.89."""
+    whole, _, fraction = format_minor(minor).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}.{fraction}"

@@ -31,6 +31,13 @@ MAX_PASSES = 64
 RECORDS_PER_MIB = 8_000
 _SCHEMAS = {"ledger": CANONICAL, "channel": CANONICAL, "pool": POOL}
 _BATCH_ROWS = 128 * 1024
+# Low-cardinality columns; dictionary-encoding unique ids (order ids) only costs time.
+_DICTIONARY_COLUMNS = [
+    name
+    for name in OUTCOMES.names
+    if name.endswith(("status", "currency", "source", "merchant_id", "date", "from"))
+    or name in ("channel", "kind", "outcome", "diff_fields", "side")
+]
 
 
 def connect(
@@ -112,7 +119,9 @@ class DuckDBEngine(Engine):
         passes = self.passes()
         sql = definition.sql("duckdb")
         try:
-            with pq.ParquetWriter(outcomes, OUTCOMES, compression="zstd") as writer:
+            with pq.ParquetWriter(
+                outcomes, OUTCOMES, compression="snappy", use_dictionary=_DICTIONARY_COLUMNS
+            ) as writer:
                 for bucket in range(passes):
                     self._bind(bucket, passes)
                     result = self._con.sql(sql).to_arrow_reader(_BATCH_ROWS)

@@ -30,7 +30,7 @@ def parse_bill(
     """
     observer = observer or SilentObserver()
     key = f"bill:{path}"
-    observer.task(key, f"parsing {path.name}", path.stat().st_size)
+    observer.task(key, f"parsing {path.name}", path.stat().st_size, "bytes")
     parser = bill_parser(channel, path, settings, partial(observer.advance, key))
     by_kind = {kind.value: {"count": 0, "amount": 0} for kind in Kind}
     staged = out.with_name(f".{out.name}.partial") if out else None

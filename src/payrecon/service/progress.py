@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
+
+Unit = Literal["bytes", "rows", "steps"]
 
 
 class Observer(Protocol):
-    def task(self, key: str, description: str, total: int | None = None) -> None:
-        """A unit of work starts; ``total`` in its own units (bytes, rows) if known."""
+    def task(
+        self, key: str, description: str, total: int | None = None, unit: Unit = "rows"
+    ) -> None:
+        """A unit of work starts; ``total`` counted in ``unit`` if known."""
 
     def advance(self, key: str, amount: int) -> None:
         """``amount`` more units of ``key`` are done."""
@@ -19,7 +23,9 @@ class Observer(Protocol):
 class SilentObserver:
     """Reports nothing (library use, tests)."""
 
-    def task(self, key: str, description: str, total: int | None = None) -> None:
+    def task(
+        self, key: str, description: str, total: int | None = None, unit: Unit = "rows"
+    ) -> None:
         return None
 
     def advance(self, key: str, amount: int) -> None:

@@ -13,10 +13,10 @@ import os
 import shutil
 import time
 import uuid
-from functools import partial
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from payrecon.core.schema import CANONICAL, QUARANTINE
 from payrecon.engines.base import Engine, Relation, create_engine
 from payrecon.engines.definition import MatchDefinition
 from payrecon.errors import BillDateError, DuplicateBillError, InputError, InvariantError, Location
+from payrecon.ledger import open_ledger
 from payrecon.service.outputs import OutcomeReader
 from payrecon.service.progress import Observer, SilentObserver
 from payrecon.service.runstore import RunStore
@@ -116,7 +117,7 @@ class _Run:
             self.ledger_rows, self.quarantined = _load_ledger(
                 engine, self.request, self.settings, self.observer, self.staging
             )
-            self.observer.task("match", "matching", None)
+            self.observer.task("match", "matching", None, "steps")
             engine.match(
                 MatchDefinition(self.settings.match.rules(), self.request.day), outcomes_file
             )
@@ -129,7 +130,7 @@ class _Run:
         return summary
 
     def _report(self, outcomes_file: Path, pool: pa.Table) -> dict[str, Any]:
-        self.observer.task("report", "writing reports", None)
+        self.observer.task("report", "writing reports", None, "steps")
         reader = OutcomeReader(outcomes_file, self.settings.engine)
         try:
             outcomes = reader.by_outcome()
@@ -181,7 +182,7 @@ def _load_channel(
     def batches() -> Iterator[pa.RecordBatch]:
         for path in request.bills:
             key = f"bill:{path}"
-            observer.task(key, f"parsing {path.name}", path.stat().st_size)
+            observer.task(key, f"parsing {path.name}", path.stat().st_size, "bytes")
             parser = bill_parser(request.channel, path, settings, partial(observer.advance, key))
             for batch in parser.batches():
                 _check_bill_date(batch, request.day)
@@ -226,8 +227,6 @@ def _load_ledger(
     observer: Observer,
     staging: Path,
 ) -> tuple[int, int]:
-    from payrecon.ledger import open_ledger
-
     reader = open_ledger(
         request.ledger,
         settings.ledger,
