@@ -55,11 +55,11 @@ from payrecon.bills.csv_generic import (
     Rows,
     Sections,
     canonical_batch,
-    check_timezone,
     parse_header,
     read_rows,
 )
 from payrecon.core.money import FEE_SCALE, format_minor, parse_minor
+from payrecon.core.rules import check_timezone
 from payrecon.core.schema import Kind, Status
 from payrecon.errors import BillFooterMismatch, BillTruncatedError, Location, MoneyError
 

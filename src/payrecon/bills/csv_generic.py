@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +35,7 @@ from payrecon.bills.base import (
 )
 from payrecon.config import CsvChannelSettings
 from payrecon.core.money import FEE_SCALE, MINOR_SCALE, MoneyRowError, arrow_to_minor
+from payrecon.core.rules import check_timezone
 from payrecon.core.schema import CANONICAL, TIMESTAMP, Kind, Status
 from payrecon.errors import ConfigError
 
@@ -319,15 +319,6 @@ def _column(value: Column, kind: pa.DataType, count: int) -> pa.Array:
     if isinstance(value, str):
         return pa.repeat(pa.scalar(value, kind), count)
     return value if value.type == kind else value.cast(kind)
-
-
-def check_timezone(zone: str) -> str:
-    """Return ``zone`` if it is an IANA time zone name, else raise :class:`ConfigError`."""
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {zone!r}") from None
-    return zone
 
 
 # --------------------------------------------------------------------------- the parser

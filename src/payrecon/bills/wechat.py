@@ -33,7 +33,6 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,13 +55,13 @@ from payrecon.core.money import (
     format_minor,
     parse_minor,
 )
+from payrecon.core.rules import check_timezone
 from payrecon.core.schema import CANONICAL, TIMESTAMP, Kind, Status
 from payrecon.errors import (
     BillFooterMismatch,
     BillFormatError,
     BillTruncatedError,
     ChannelErrorResponse,
-    ConfigError,
     Location,
     MoneyError,
 )
@@ -261,11 +260,7 @@ class WechatBillParser(BillParser):
         timezone: str = "Asia/Shanghai",
     ) -> None:
         super().__init__(path, channel=channel, on_progress=on_progress)
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"unknown time zone {timezone!r}") from None
-        self.timezone = timezone
+        self.timezone = check_timezone(timezone)
         self.block_size = BLOCK_SIZE  # bytes of text per batch; ~3 blocks are in memory
         self.layout: WechatLayout | None = None
         self._summary: list[LineBlock] = []

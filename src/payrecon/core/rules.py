@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payrecon.core.schema import Kind, Status
+from payrecon.errors import ConfigError
 
 DEFAULT_SUCCESS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -84,3 +85,12 @@ class AccountingDay:
     def carry_cutoff(self, carry_days: int) -> date:
         """Pool entries first seen before this day have aged past T+N."""
         return self.day - timedelta(days=carry_days)
+
+
+def check_timezone(name: str, what: str = "time zone") -> str:
+    """Return ``name`` if it is an IANA zone (``Asia/Shanghai``), else raise ConfigError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{what}: unknown time zone {name!r}") from None
+    return name

@@ -12,13 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from payrecon.config import LedgerSettings
-from payrecon.errors import ConfigError
+from payrecon.core.rules import check_timezone
 
 DEFAULT_CHANNEL_TIMEZONE = "Asia/Shanghai"
 
@@ -108,14 +107,6 @@ class LedgerReader(ABC):
             if self.on_progress is not None:
                 self.on_progress(batch.rows_read)
             yield batch
-
-
-def check_timezone(name: str, what: str) -> None:
-    """Fail early with a config error for a time zone name that does not exist."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{what}: unknown time zone {name!r}") from None
 
 
 def ordinals(first: int, count: int) -> pa.Array:
