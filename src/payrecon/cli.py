@@ -177,13 +177,19 @@ def exit_code(exc: BaseException) -> int:
         if show:
             show(file=sys.stderr)
         else:
-            stderr.print(Text.assemble(("error", "red"), f": {exc.format_message()}"))
+            stderr.print(
+                Text.assemble(("error", "red"), f": {exc.format_message()}"), soft_wrap=True
+            )
         return Exit.USAGE
     if isinstance(exc, InvariantError):
-        stderr.print(Text.assemble(("internal error", "red"), f": {exc} (please report this)"))
+        stderr.print(
+            Text.assemble(("internal error", "red"), f": {exc} (please report this)"),
+            soft_wrap=True,
+        )
         return Exit.USAGE
     if isinstance(exc, PayreconError):
-        stderr.print(Text.assemble(("error", "red"), f": {exc}"), highlight=False)
+        # soft_wrap: one line, so a long file name is never folded (logs, grep).
+        stderr.print(Text.assemble(("error", "red"), f": {exc}"), highlight=False, soft_wrap=True)
         return Exit.USAGE
     raise exc
 
