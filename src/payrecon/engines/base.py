@@ -28,7 +28,10 @@ class Engine(ABC):
 
     @abstractmethod
     def load(self, relation: Relation, records: pa.RecordBatchReader) -> int:
-        """Consume ``records`` (streamed, once) into ``relation``; return the row count."""
+        """Consume ``records`` (streamed, once) into ``relation``; return the row count.
+
+        Called concurrently for different relations (channel and ledger load together).
+        """
 
     @abstractmethod
     def match(self, definition: MatchDefinition, outcomes: Path) -> None:

@@ -85,15 +85,17 @@ class DuckDBEngine(Engine):
         self._rows: dict[str, int] = {}
 
     def load(self, relation: Relation, records: pa.RecordBatchReader) -> int:
-        """Stream ``records`` into one Parquet file (a single pass, bounded memory)."""
+        """Stream ``records`` into one Parquet file (a single pass, bounded memory).
+
+        Safe to call from several threads at once for different relations.
+        """
         target = self._workdir / f"{relation}.parquet"
-        self._con.register("incoming", records)
-        try:
-            ((count,),) = self._con.execute(
+        # A cursor of its own, so that inputs can be loaded from several threads at once.
+        with self._con.cursor() as con:
+            con.register("incoming", records)
+            ((count,),) = con.execute(
                 f"COPY (SELECT * FROM incoming) TO {_quote(target)} (FORMAT parquet)"
             ).fetchall()
-        finally:
-            self._con.unregister("incoming")
         self._rows[relation] = int(count)
         return self._rows[relation]
 

@@ -11,9 +11,11 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -113,10 +115,7 @@ class _Run:
             self.request.engine, settings=engine_settings, workdir=self.workdir
         ) as engine:
             engine.load("pool", pool.to_reader())
-            _load_channel(engine, self.request, self.settings, self.observer, self.channel)
-            self.ledger_rows, self.quarantined = _load_ledger(
-                engine, self.request, self.settings, self.observer, self.staging
-            )
+            self._load_inputs(engine)
             self.observer.task("match", "matching", None, "steps")
             engine.match(
                 MatchDefinition(self.settings.match.rules(), self.request.day), outcomes_file
@@ -128,6 +127,46 @@ class _Run:
         text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
         (self.staging / "summary.json").write_text(text, encoding="utf-8")
         return summary
+
+    def _load_inputs(self, engine: Engine) -> None:
+        """Load the bills and the ledger at the same time: each keeps about a core busy.
+
+        When one side fails the other is told to stop at its next batch, and the first
+        real error is raised (the channel's, if both failed).
+        """
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="payrecon-load") as threads:
+            channel = threads.submit(
+                _load_channel,
+                engine,
+                self.request,
+                self.settings,
+                self.observer,
+                self.channel,
+                stop,
+            )
+            ledger = threads.submit(
+                _load_ledger,
+                engine,
+                self.request,
+                self.settings,
+                self.observer,
+                self.staging,
+                stop,
+            )
+            futures: list[Future[Any]] = [channel, ledger]
+            try:
+                for future in as_completed(futures):
+                    if future.exception() is not None:
+                        stop.set()
+            except BaseException:
+                stop.set()
+                raise
+        for future in futures:
+            error = future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                raise error
+        self.ledger_rows, self.quarantined = ledger.result()
 
     def _report(self, outcomes_file: Path, pool: pa.Table) -> dict[str, Any]:
         self.observer.task("report", "writing reports", None, "steps")
@@ -178,6 +217,7 @@ def _load_channel(
     settings: Settings,
     observer: Observer,
     counts: _Counts,
+    stop: threading.Event,
 ) -> None:
     def batches() -> Iterator[pa.RecordBatch]:
         for path in request.bills:
@@ -191,7 +231,7 @@ def _load_channel(
             counts.footers.append(_footer_entry(parser, parser.footer))
             observer.done(key)
 
-    _load(engine, "channel", batches())
+    _load(engine, "channel", batches(), stop)
 
 
 def _footer_entry(parser: BillParser, footer: FooterCheck | None) -> dict[str, Any]:
@@ -226,6 +266,7 @@ def _load_ledger(
     settings: Settings,
     observer: Observer,
     staging: Path,
+    stop: threading.Event,
 ) -> tuple[int, int]:
     reader = open_ledger(
         request.ledger,
@@ -248,14 +289,20 @@ def _load_ledger(
                 yield batch.records
             observer.done("ledger")
 
-        rows = _load(engine, "ledger", batches())
+        rows = _load(engine, "ledger", batches(), stop)
     return rows, quarantined
 
 
 # -- shared ------------------------------------------------------------------------------
 
 
-def _load(engine: Engine, relation: Relation, batches: Iterator[pa.RecordBatch]) -> int:
+class _Stopped(Exception):
+    """A load ended early because the other side of the run failed."""
+
+
+def _load(
+    engine: Engine, relation: Relation, batches: Iterator[pa.RecordBatch], stop: threading.Event
+) -> int:
     """Stream ``batches`` into the engine, re-raising payrecon's own error, not the engine's.
 
     Engines pull from Python generators inside native code and report a failure there as
@@ -267,6 +314,8 @@ def _load(engine: Engine, relation: Relation, batches: Iterator[pa.RecordBatch])
     def pull() -> Iterator[pa.RecordBatch]:
         try:
             for batch in batches:
+                if stop.is_set():
+                    raise _Stopped(relation)
                 yield batch if batch.schema == CANONICAL else batch.cast(CANONICAL)
         except BaseException as exc:
             failure.append(exc)
