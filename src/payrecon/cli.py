@@ -8,7 +8,9 @@ to stderr; with ``--json`` / ``--summary-json`` stdout carries exactly one JSON 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from datetime import date
 from enum import IntEnum
 from pathlib import Path
@@ -161,9 +163,12 @@ def demo(
         stdout.print(outcome_table(result.summary))
     stdout.print(
         f"\nOutputs are under [bold]{out}[/bold] (outcomes.parquet, summary.json,"
-        " discrepancies.csv). Reconcile your own files with:\n"
+        " discrepancies.csv). Reconcile your own files with:"
+    )
+    stdout.print(
         "  payrecon reconcile --channel wechat --bill BILL.csv --ledger LEDGER.csv"
-        " --date YYYY-MM-DD --out DIR"
+        " --date YYYY-MM-DD --out DIR",
+        soft_wrap=True,
     )
     return Exit.OK
 
@@ -199,8 +204,15 @@ def _interrupted() -> int:
     return Exit.INTERRUPTED
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A scheduler's SIGTERM unwinds like Ctrl-C: staging is removed, nothing is published.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command and turn its outcome into an exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         result: Any = app(args=argv, standalone_mode=False)
     except SystemExit as exc:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 
+import payrecon.service.reconcile as reconcile_module
 from payrecon.cli import main
 from payrecon.core.outcomes import Outcome
 from payrecon.generator import GeneratedDay, generate_day
@@ -347,3 +348,30 @@ def test_unreadable_ledger_row_is_quarantined_and_exits_1(
     assert bad["order_id"] == "S-QUARANTINED-1"
     assert bad["value"] == BAD_AMOUNT
     assert bad["reason"]
+
+
+def test_an_interrupted_run_exits_130_and_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYRECON_HOME", str(tmp_path / "home"))
+    made = generate_day("wechat", date(2026, 11, 20), 300, tmp_path / "in", seed=5)
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reconcile_module, "open_ledger", interrupted)
+    code = main(
+        [
+            "reconcile",
+            "--channel=wechat",
+            f"--bill={made.bills[0]}",
+            f"--ledger={made.ledger}",
+            "--date=2026-11-20",
+            f"--out={tmp_path / 'out'}",
+        ]
+    )
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.staging-*"))
