@@ -131,8 +131,8 @@ class _Run:
     def _load_inputs(self, engine: Engine) -> None:
         """Load the bills and the ledger at the same time: each keeps about a core busy.
 
-        When one side fails the other is told to stop at its next batch, and the first
-        real error is raised (the channel's, if both failed).
+        When one side fails the other is told to stop at its next batch, and that first
+        real error is raised.
         """
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="payrecon-load") as threads:
