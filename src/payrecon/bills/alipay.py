@@ -59,7 +59,6 @@ from payrecon.bills.csv_generic import (
     read_rows,
 )
 from payrecon.core.money import FEE_SCALE, format_minor, parse_minor
-from payrecon.core.rules import check_timezone
 from payrecon.core.schema import Kind, Status
 from payrecon.errors import BillFooterMismatch, BillTruncatedError, Location, MoneyError
 
@@ -174,8 +173,7 @@ class AlipayBillParser(BillParser):
         on_progress: ProgressCallback | None = None,
         timezone: str = "Asia/Shanghai",
     ) -> None:
-        super().__init__(path, channel=channel, on_progress=on_progress)
-        self.timezone = check_timezone(timezone)
+        super().__init__(path, channel=channel, on_progress=on_progress, timezone=timezone)
         self.member: str | None = None
         self._finish: Callable[[], None] = lambda: None
 

@@ -21,6 +21,7 @@ from typing import BinaryIO, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from payrecon.core.rules import check_timezone
 from payrecon.errors import BillFormatError, Location
 
 ProgressCallback = Callable[[int], None]
@@ -70,10 +71,13 @@ class BillParser(ABC):
         *,
         channel: str | None = None,
         on_progress: ProgressCallback | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.path = path
         self.channel_name = channel or self.channel
         self.on_progress = on_progress
+        # The zone of the bill's wall-clock times; it also defines the accounting day.
+        self.timezone = check_timezone(timezone)
         self.footer: FooterCheck | None = None
 
     @property

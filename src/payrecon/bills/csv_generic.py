@@ -35,7 +35,6 @@ from payrecon.bills.base import (
 )
 from payrecon.config import CsvChannelSettings
 from payrecon.core.money import FEE_SCALE, MINOR_SCALE, MoneyRowError, arrow_to_minor
-from payrecon.core.rules import check_timezone
 from payrecon.core.schema import CANONICAL, TIMESTAMP, Kind, Status
 from payrecon.errors import ConfigError
 
@@ -360,7 +359,7 @@ class CsvBillParser(BillParser):
         channel: str,
         on_progress: ProgressCallback | None = None,
     ) -> None:
-        super().__init__(path, channel=channel, on_progress=on_progress)
+        super().__init__(path, channel=channel, on_progress=on_progress, timezone=settings.timezone)
         self.settings = settings
         _check_settings(settings)
 
@@ -478,8 +477,7 @@ class CsvBillParser(BillParser):
 
 
 def _check_settings(settings: CsvChannelSettings) -> None:
-    """Reject settings the file cannot be read with, before opening it."""
-    check_timezone(settings.timezone)
+    """Reject settings the file cannot be read with, before opening it (the zone: in base)."""
     if len(settings.delimiter) != 1:
         raise ConfigError(f"delimiter must be one character, got {settings.delimiter!r}")
     try:

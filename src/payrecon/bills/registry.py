@@ -28,11 +28,11 @@ def bill_parser(
     if channel == "wechat":
         from payrecon.bills.wechat import WechatBillParser
 
-        return WechatBillParser(path, on_progress=on_progress)
+        return WechatBillParser(path, on_progress=on_progress, timezone=settings.match.timezone)
     if channel == "alipay":
         from payrecon.bills.alipay import AlipayBillParser
 
-        return AlipayBillParser(path, on_progress=on_progress)
+        return AlipayBillParser(path, on_progress=on_progress, timezone=settings.match.timezone)
     raise ConfigError(
         f"unknown channel {channel!r}; known: {', '.join(known_channels(settings))}"
         " (configure others under [channels.<name>] in payrecon.toml)"

@@ -55,7 +55,6 @@ from payrecon.core.money import (
     format_minor,
     parse_minor,
 )
-from payrecon.core.rules import check_timezone
 from payrecon.core.schema import CANONICAL, TIMESTAMP, Kind, Status
 from payrecon.errors import (
     BillFooterMismatch,
@@ -259,8 +258,7 @@ class WechatBillParser(BillParser):
         on_progress: ProgressCallback | None = None,
         timezone: str = "Asia/Shanghai",
     ) -> None:
-        super().__init__(path, channel=channel, on_progress=on_progress)
-        self.timezone = check_timezone(timezone)
+        super().__init__(path, channel=channel, on_progress=on_progress, timezone=timezone)
         self.block_size = BLOCK_SIZE  # bytes of text per batch; ~3 blocks are in memory
         self.layout: WechatLayout | None = None
         self._summary: list[LineBlock] = []
