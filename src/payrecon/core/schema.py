@@ -67,8 +67,3 @@ QUARANTINE = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
-
-
-def empty_canonical() -> pa.Table:
-    """A table with the canonical schema and no rows."""
-    return CANONICAL.empty_table()

@@ -108,11 +108,6 @@ class RunStore:
         # The staging folder may sit on another file system than the store.
         shutil.move(staged, folder / f"{day.isoformat()}.parquet")
 
-    def staging(self) -> Path:
-        folder = self.home / "staging"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
