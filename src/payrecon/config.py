@@ -30,7 +30,7 @@ class _Frozen(BaseModel):
 class EngineSettings(_Frozen):
     name: Literal["duckdb"] = "duckdb"
     # DuckDB spills to temp_directory beyond this; bounds the run's memory.
-    memory_limit: str = "512MB"
+    memory_limit: str = "448MB"
     threads: int | None = None
     temp_directory: Path | None = None
 
