@@ -1,5 +1,4 @@
 """The DuckDB engine's out-of-core passes give the same answer as one pass."""
-# (test_many_passes_reproduce_the_truth: with the most passes, each bucket is its own pass.)
 
 from __future__ import annotations
 
