@@ -124,7 +124,7 @@ def parse(
 def generate(
     channel: Annotated[str, typer.Option(help="wechat or alipay")],
     day: Annotated[str, typer.Option("--date", help="accounting day, YYYY-MM-DD")],
-    rows: Annotated[int, typer.Option(min=0, help="records per side")],
+    rows: Annotated[int, typer.Option(min=0, help="keys (payments and refunds) in the day")],
     out: Annotated[Path, typer.Option(help="output folder")],
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     discrepancy_rate: Annotated[
@@ -150,7 +150,7 @@ def generate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the demo's files")] = Path("demo-out"),
-    rows: Annotated[int, typer.Option(min=200, help="records per channel")] = 50_000,
+    rows: Annotated[int, typer.Option(min=200, help="keys per channel")] = 50_000,
     config: ConfigOption = None,
 ) -> int:
     """Generate a realistic day for WeChat and Alipay, reconcile both, show the summary."""
