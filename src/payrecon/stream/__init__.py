@@ -1,0 +1,2 @@
+"""Streaming runtime: event decoding, sources, sinks, state; the matcher logic is
+payrecon.core.stream."""
