@@ -8,13 +8,18 @@ to stderr; with ``--json`` / ``--summary-json`` stdout carries exactly one JSON 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from datetime import date
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -22,9 +27,16 @@ from rich.text import Text
 from typer.exceptions import Abort, TyperException
 
 from payrecon.config import Settings, load_settings
-from payrecon.errors import InvariantError, PayreconError
+from payrecon.core.rules import check_timezone
+from payrecon.errors import ConfigError, InputError, InvariantError, Location, PayreconError
 from payrecon.service.reconcile import ReconcileRequest, RunResult, run_reconciliation
 from payrecon.ui import RichObserver, outcome_table
+
+if TYPE_CHECKING:
+    from payrecon.core.stream import StreamOutput
+    from payrecon.stream.sinks import Sink
+
+_SinkT = TypeVar("_SinkT", bound="Sink[Any]")
 
 
 class Exit(IntEnum):
@@ -171,6 +183,104 @@ def demo(
         soft_wrap=True,
     )
     return Exit.OK
+
+
+_DURATION = re.compile(r"([0-9]+)(ms|s|m)")
+_MS_PER = {"ms": 1, "s": 1000, "m": 60_000}
+
+
+def parse_duration_ms(text: str, option: str = "duration") -> int:
+    """``500ms``, ``5s`` or ``2m`` in milliseconds; anything else is a ConfigError."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise ConfigError(f"{option}: {text!r} is not a duration like 500ms, 5s or 2m")
+    return int(found.group(1)) * _MS_PER[found.group(2)]
+
+
+def _open_input(path: str, stack: ExitStack) -> tuple[Iterable[str], str]:
+    """The lines of ``path`` (``-`` is stdin) and the name to show for it."""
+    if path == "-":
+        return _lines(sys.stdin, "<stdin>"), "<stdin>"
+    try:
+        file = stack.enter_context(Path(path).open(encoding="utf-8"))  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _lines(file, path), path
+
+
+def _lines(file: TextIO, source: str) -> Iterator[str]:
+    """The file's lines; undecodable bytes are an input error naming the line."""
+    number = 1
+    try:
+        for line in file:
+            yield line
+            number += 1
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", Location(source, number)) from exc
+
+
+def _file_sink(make: Callable[[Path], _SinkT], path: Path, stack: ExitStack) -> _SinkT:
+    """Open a file sink and close it with ``stack``."""
+    try:
+        sink = make(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    stack.callback(sink.close)
+    return sink
+
+
+@app.command("stream")
+def stream_command(
+    pay: Annotated[str, typer.Option(help="pay events file (- for stdin)")],
+    receipt: Annotated[str, typer.Option(help="receipt events file (- for stdin)")],
+    receipt_timeout: Annotated[str, typer.Option(help="how long a pay waits")] = "5s",
+    pay_timeout: Annotated[str, typer.Option(help="how long a receipt waits")] = "3s",
+    out_of_orderness: Annotated[str, typer.Option(help="allowed event-time lag")] = "0s",
+    time_unit: Annotated[str, typer.Option(help="unit of the timestamps: s or ms")] = "s",
+    jsonl: Annotated[Path | None, typer.Option(help="append outputs as JSON lines")] = None,
+    dead_letter: Annotated[
+        Path | None, typer.Option(help="append undecodable lines as JSON lines")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no output lines on stdout")] = False,
+    timezone: Annotated[str, typer.Option(help="zone of the times shown on stdout")] = (
+        "Asia/Shanghai"
+    ),
+) -> int:
+    """Match bounded pay and receipt event files as a stream (real-time matching preview)."""
+    from payrecon.core.stream import MatcherConfig
+    from payrecon.stream.events import EventFormat
+    from payrecon.stream.runtime import run_bounded
+    from payrecon.stream.sinks import DeadLetterSink, JsonLinesSink, StdoutSink
+
+    if pay == "-" and receipt == "-":
+        raise ConfigError("only one of --pay and --receipt can be read from stdin (-)")
+    config = MatcherConfig(
+        receipt_timeout_ms=parse_duration_ms(receipt_timeout, "--receipt-timeout"),
+        pay_timeout_ms=parse_duration_ms(pay_timeout, "--pay-timeout"),
+        out_of_orderness_ms=parse_duration_ms(out_of_orderness, "--out-of-orderness"),
+    )
+    fmt = EventFormat(time_unit=cast(Literal["s", "ms"], time_unit))  # EventFormat checks it
+    with ExitStack() as stack:
+        pay_lines, pay_source = _open_input(pay, stack)
+        receipt_lines, receipt_source = _open_input(receipt, stack)
+        shown = ZoneInfo(check_timezone(timezone, "--timezone"))
+        sinks: list[Sink[StreamOutput]] = [] if quiet else [StdoutSink(sys.stdout, shown)]
+        if jsonl is not None:
+            sinks.append(_file_sink(JsonLinesSink, jsonl, stack))
+        dead = None if dead_letter is None else _file_sink(DeadLetterSink, dead_letter, stack)
+        stats = run_bounded(
+            pay_lines,
+            receipt_lines,
+            fmt=fmt,
+            config=config,
+            sinks=sinks,
+            dead_letters=dead,
+            pay_source=pay_source,
+            receipt_source=receipt_source,
+            clock=lambda: time.time_ns() // 1_000_000,
+        )
+    stderr.print(Text(f"stream: {stats.summary()}"), highlight=False, soft_wrap=True)
+    return Exit.OK if stats.clean else Exit.DIFFERENCES
 
 
 def exit_code(exc: BaseException) -> int:

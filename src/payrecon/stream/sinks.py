@@ -1,0 +1,127 @@
+"""Where stream outputs and dead letters go: a tiny sink interface and three sinks.
+
+* :class:`StdoutSink` writes one human-readable line per output to a text stream, in the
+  style of the classic Flink reconciliation example:
+  ``matched> order01 pay 2020-11-28 07:45:13 receipt 2020-11-28 07:45:16``.
+  Times are shown in UTC unless another zone is given; milliseconds only when not zero.
+* :class:`JsonLinesSink` appends one JSON object per output to a file.
+* :class:`DeadLetterSink` appends one JSON object per :class:`DeadLetter` to a file.
+
+The file sinks open their file in append mode when created, so repeated runs accumulate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, Protocol, TextIO, TypeVar
+
+from payrecon.core.stream import StreamOutput
+from payrecon.stream.events import DeadLetter
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+OUTPUT_FIELDS = (
+    "type",
+    "order_id",
+    "pay_ts_ms",
+    "receipt_ts_ms",
+    "pay_amount",
+    "receipt_amount",
+    "alert_id",
+)
+DEAD_LETTER_FIELDS = ("side", "source", "position", "raw", "reason")
+
+
+class Sink(Protocol[T_contra]):
+    """Receives items one by one; ``flush`` pushes buffered items out, ``close`` ends it."""
+
+    def add(self, item: T_contra) -> None:
+        """Take one item."""
+
+    def flush(self) -> None:
+        """Push out whatever is buffered."""
+
+    def close(self) -> None:
+        """Flush and release the sink's resources."""
+
+
+def format_ts(ts_ms: int, tz: tzinfo = UTC) -> str:
+    """``2020-11-28 07:45:13`` (with ``.123`` when the milliseconds are not zero)."""
+    moment = datetime.fromtimestamp(ts_ms // 1000, tz)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return text if ts_ms % 1000 == 0 else f"{text}.{ts_ms % 1000:03d}"
+
+
+def format_output(output: StreamOutput, tz: tzinfo = UTC) -> str:
+    """One human-readable line: type, order id, then each side present with its time."""
+    parts = [f"{output.type}>", output.order_id]
+    sides = (
+        ("pay", output.pay_ts_ms, output.pay_amount),
+        ("receipt", output.receipt_ts_ms, output.receipt_amount),
+    )
+    for name, ts_ms, amount in sides:
+        if ts_ms is not None:
+            parts += [name, format_ts(ts_ms, tz)]
+            if amount is not None:
+                parts.append(f"amount {amount}")
+    return " ".join(parts)
+
+
+class StdoutSink:
+    """Human-readable lines on a text stream (stdout by default in the CLI)."""
+
+    def __init__(self, stream: TextIO, tz: tzinfo = UTC) -> None:
+        self.stream = stream
+        self.tz = tz
+
+    def add(self, item: StreamOutput) -> None:
+        """Write one line for ``item``."""
+        self.stream.write(format_output(item, self.tz) + "\n")
+
+    def flush(self) -> None:
+        """Flush the stream."""
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Flush only: the stream belongs to the caller."""
+        self.flush()
+
+
+class _JsonLinesFile:
+    """A file opened for appending, one JSON object per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
+        """Flush the file."""
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self._file.close()
+
+
+class JsonLinesSink(_JsonLinesFile):
+    """Appends outputs as JSON lines with the fields of :data:`OUTPUT_FIELDS`."""
+
+    def add(self, item: StreamOutput) -> None:
+        """Append one output."""
+        record = asdict(item)
+        self._write({name: record[name] for name in OUTPUT_FIELDS})
+
+
+class DeadLetterSink(_JsonLinesFile):
+    """Appends dead letters as JSON lines with the fields of :data:`DEAD_LETTER_FIELDS`."""
+
+    def add(self, item: DeadLetter) -> None:
+        """Append one dead letter."""
+        record = asdict(item)
+        self._write({name: record[name] for name in DEAD_LETTER_FIELDS})
