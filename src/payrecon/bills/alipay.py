@@ -36,7 +36,6 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO, cast
 
 import pyarrow as pa
@@ -165,15 +164,7 @@ class AlipayBillParser(BillParser):
 
     channel = "alipay"
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        channel: str | None = None,
-        on_progress: ProgressCallback | None = None,
-        timezone: str = "Asia/Shanghai",
-    ) -> None:
-        super().__init__(path, channel=channel, on_progress=on_progress, timezone=timezone)
+    def _setup(self) -> None:
         self.member: str | None = None
         self._finish: Callable[[], None] = lambda: None
 

@@ -79,6 +79,10 @@ class BillParser(ABC):
         # The zone of the bill's wall-clock times; it also defines the accounting day.
         self.timezone = check_timezone(timezone)
         self.footer: FooterCheck | None = None
+        self._setup()
+
+    def _setup(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Initialise a format's own state (a hook, so formats need not repeat __init__)."""
 
     @property
     def source(self) -> str:

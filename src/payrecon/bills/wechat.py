@@ -31,7 +31,6 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -43,7 +42,6 @@ from payrecon.bills.base import (
     BillParser,
     FooterCheck,
     LineBlock,
-    ProgressCallback,
     open_binary,
     read_blocks,
 )
@@ -250,15 +248,7 @@ class WechatBillParser(BillParser):
 
     channel = "wechat"
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        channel: str | None = None,
-        on_progress: ProgressCallback | None = None,
-        timezone: str = "Asia/Shanghai",
-    ) -> None:
-        super().__init__(path, channel=channel, on_progress=on_progress, timezone=timezone)
+    def _setup(self) -> None:
         self.block_size = BLOCK_SIZE  # bytes of text per batch; ~3 blocks are in memory
         self.layout: WechatLayout | None = None
         self._summary: list[LineBlock] = []
