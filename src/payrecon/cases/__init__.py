@@ -1,0 +1,1 @@
+"""Discrepancy cases: store, workflow service, audit log and action execution."""

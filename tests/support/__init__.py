@@ -1,0 +1,1 @@
+"""Test support: fakes of the services payrecon talks to."""
