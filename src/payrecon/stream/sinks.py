@@ -1,4 +1,4 @@
-"""Where stream outputs and dead letters go: a tiny sink interface and three sinks.
+"""Where stream outputs and dead letters go: a tiny sink interface and the local sinks.
 
 * :class:`StdoutSink` writes one human-readable line per output to a text stream, in the
   style of the classic Flink reconciliation example:
@@ -8,15 +8,21 @@
 * :class:`DeadLetterSink` appends one JSON object per :class:`DeadLetter` to a file.
 
 The file sinks open their file in append mode when created, so repeated runs accumulate.
+Their ``flush`` is durable (``fsync``): the runtime flushes every sink before it writes a
+checkpoint. A crash can leave half a line at the end of the file; it is cut off when the
+file is opened again (its output lies after the last checkpoint, so it is emitted again).
+The Kafka and webhook sinks live in :mod:`payrecon.stream.kafka` and
+:mod:`payrecon.stream.webhook`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TextIO, TypeVar
 
 from payrecon.core.stream import StreamOutput
 from payrecon.stream.events import DeadLetter
@@ -33,6 +39,7 @@ OUTPUT_FIELDS = (
     "alert_id",
 )
 DEAD_LETTER_FIELDS = ("side", "source", "position", "raw", "reason")
+_TAIL_CHUNK = 1 << 16
 
 
 class Sink(Protocol[T_contra]):
@@ -42,10 +49,16 @@ class Sink(Protocol[T_contra]):
         """Take one item."""
 
     def flush(self) -> None:
-        """Push out whatever is buffered."""
+        """Make everything added so far durable or delivered; raise when that fails."""
 
     def close(self) -> None:
         """Flush and release the sink's resources."""
+
+
+def output_record(output: StreamOutput) -> dict[str, Any]:
+    """The output as a JSON-able dict with the fields of :data:`OUTPUT_FIELDS`."""
+    record = asdict(output)
+    return {name: record[name] for name in OUTPUT_FIELDS}
 
 
 def format_ts(ts_ms: int, tz: tzinfo = UTC) -> str:
@@ -90,19 +103,48 @@ class StdoutSink:
         self.flush()
 
 
+def cut_torn_tail(path: Path) -> None:
+    """Cut an unfinished last line (a crash mid-write) off a JSON-lines file, if any."""
+    try:
+        file = path.open("rb+")
+    except FileNotFoundError:
+        return
+    with file:
+        end = file.seek(0, os.SEEK_END)
+        keep = _after_last_newline(file, end)
+        if keep < end:
+            file.truncate(keep)
+            os.fsync(file.fileno())
+
+
+def _after_last_newline(file: BinaryIO, end: int) -> int:
+    """The offset just after the file's last ``\\n`` (0 when there is none)."""
+    stop = end
+    while stop > 0:
+        start = max(0, stop - _TAIL_CHUNK)
+        file.seek(start)
+        found = file.read(stop - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        stop = start
+    return 0
+
+
 class _JsonLinesFile:
     """A file opened for appending, one JSON object per line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        cut_torn_tail(path)
         self._file = path.open("a", encoding="utf-8")
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def flush(self) -> None:
-        """Flush the file."""
+        """Flush the file to disk (``fsync``)."""
         self._file.flush()
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -114,8 +156,7 @@ class JsonLinesSink(_JsonLinesFile):
 
     def add(self, item: StreamOutput) -> None:
         """Append one output."""
-        record = asdict(item)
-        self._write({name: record[name] for name in OUTPUT_FIELDS})
+        self._write(output_record(item))
 
 
 class DeadLetterSink(_JsonLinesFile):

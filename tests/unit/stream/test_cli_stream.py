@@ -11,6 +11,7 @@ import pytest
 
 from payrecon.cli import main, parse_duration_ms
 from payrecon.errors import ConfigError
+from tests.unit.stream.servers import WebhookReceiver
 
 PAYS = "1,create,order01,1606549510\n1,pay,order01,1606549513\n2,pay,order02,1606549520\n"
 RECEIPTS = "order01,wechat,1606549536\norder02,alipay,1606549522\n"
@@ -204,3 +205,97 @@ def test_parse_duration(text: str, ms: int) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration_ms(text)
+
+
+# --- sinks, checkpoints and sources by option ----------------------------------------------
+
+
+def test_a_finished_run_with_a_checkpoint_is_not_repeated(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pay, receipt = files
+    out, checkpoint = tmp_path / "out.jsonl", tmp_path / "cp.sqlite"
+    args = ("--pay", pay, "--receipt", f"file:{receipt}", "--sink", f"jsonl:{out}")
+    first = stream(capsys, *args, "--checkpoint", checkpoint)
+    assert first.code == 1 and len(read_jsonl(out)) == 3
+    again = stream(capsys, *args, "--checkpoint", checkpoint, "--quiet")
+    assert again.code == 1
+    assert "is of a finished run; nothing to do" in again.err
+    assert "outputs: matched 1, unmatched_pay 1, unmatched_receipt 1" in again.err
+    assert len(read_jsonl(out)) == 3 and again.out == ""
+
+
+def test_every_output_goes_to_every_sink_once(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pay, receipt = files
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    ran = stream(
+        capsys,
+        *("--pay", pay, "--receipt", receipt, "--jsonl", first),
+        *("--sink", f"jsonl:{second}", "--sink", "stdout", "--sink", f"jsonl:{second}"),
+    )
+    assert ran.code == 1
+    assert read_jsonl(first) == read_jsonl(second) and len(read_jsonl(first)) == 3
+    assert ran.out.splitlines() == [UNMATCHED_PAY, MATCHED, UNMATCHED_RECEIPT]  # stdout once
+
+
+def test_webhook_sink_by_option(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pay, receipt = files
+    with WebhookReceiver() as receiver:
+        ran = stream(
+            capsys, "--pay", pay, "--receipt", receipt, "--sink", f"webhook:{receiver.url}"
+        )
+    assert ran.code == 1
+    assert [body["type"] for body in receiver.received.bodies] == [
+        "unmatched_pay",
+        "matched",
+        "unmatched_receipt",
+    ]
+
+
+def test_forced_json_format_dead_letters_csv_lines(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pay, receipt = files
+    ran = stream(capsys, "--pay", pay, "--receipt", receipt, "--format", "json", "--quiet")
+    assert ran.code == 1
+    assert "0 pay and 0 receipt events, 0 ignored, 5 dead letters" in ran.err
+
+
+def test_idle_timeout_can_be_off(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pay, receipt = files
+    ran = stream(capsys, "--pay", pay, "--receipt", receipt, "--idle-timeout", "off", "--quiet")
+    assert ran.code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sink", "mail:x"], "unknown sink"),
+        (["--kafka-option", "novalue"], "is not KEY=VALUE"),
+        (["--idle-timeout", "never"], "--idle-timeout"),
+        (["--checkpoint-interval", "1h"], "--checkpoint-interval"),
+        (["--format", "xml"], "encoding must be one of"),
+        (["--checkpoint", "/no/such/dir/cp.sqlite"], "cannot use checkpoint"),
+    ],
+)
+def test_bad_stream_options_exit_2(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    pay, receipt = files
+    ran = stream(capsys, "--pay", pay, "--receipt", receipt, *args)
+    assert ran.code == 2
+    assert message in ran.err
+
+
+@pytest.mark.parametrize("source", ["tcp://nohost", "kafka://h:1", "ftp://x/y"])
+def test_bad_sources_exit_2(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    ran = stream(capsys, "--pay", source, "--receipt", files[1])
+    assert ran.code == 2
