@@ -15,10 +15,19 @@ from typing import ClassVar, Literal, Self
 import pyarrow as pa
 
 from payrecon.config import EngineSettings
+from payrecon.core.outcomes import OUTCOMES
 from payrecon.engines.definition import MatchDefinition
 from payrecon.errors import ConfigError
 
 Relation = Literal["ledger", "channel", "pool"]
+ENGINES = ("duckdb", "spark")
+# Low-cardinality outcome columns; dictionary-encoding unique ids (order ids) only costs time.
+OUTCOME_DICTIONARY_COLUMNS = [
+    name
+    for name in OUTCOMES.names
+    if name.endswith(("status", "currency", "source", "merchant_id", "date", "from"))
+    or name in ("channel", "kind", "outcome", "diff_fields", "side")
+]
 
 
 class Engine(ABC):
@@ -58,4 +67,8 @@ def create_engine(name: str, *, settings: EngineSettings, workdir: Path) -> Engi
         from payrecon.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine(settings, workdir)
-    raise ConfigError(f"unknown engine {name!r}; available: duckdb")
+    if name == "spark":
+        from payrecon.engines.spark import SparkEngine
+
+        return SparkEngine(settings, workdir)
+    raise ConfigError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")

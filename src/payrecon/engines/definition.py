@@ -8,6 +8,12 @@ and runs :meth:`MatchDefinition.sql` in its dialect. The result has the columns 
 The SQL is written in DuckDB's dialect using only constructs sqlglot translates to Spark
 SQL (window functions, full outer join, CASE, CONCAT_WS, literal casts); the conformance
 suite runs it on every engine and demands identical outcomes.
+
+Each side's records are ranked within their key (the pool's copy first, then by time,
+source and line); rank 1 takes part in the pairing and every later rank is a DUPLICATE
+row. How the rank is computed is the one thing that differs by engine, for speed only:
+DuckDB ranks just the records of duplicated keys, other engines rank every record in one
+window, whose shuffle by key the join then reuses.
 """
 
 from __future__ import annotations
@@ -45,61 +51,65 @@ class MatchDefinition:
 
     def sql(self, dialect: str = "duckdb") -> str:
         """The whole match as one query in ``dialect`` (any dialect sqlglot writes)."""
-        query = self._query()
         if dialect == "duckdb":
-            return query
+            return self._query(rank_all=False)
+        query = self._query(rank_all=True)
         return str(sqlglot.transpile(query, read="duckdb", write=dialect, pretty=True)[0])
 
     # -- the pieces ------------------------------------------------------------------
 
-    def _query(self) -> str:
+    def _query(self, *, rank_all: bool) -> str:
         return f"""
 WITH
-{self._side_ctes(Side.LEDGER)},
-{self._side_ctes(Side.CHANNEL)},
+{self._side_ctes(Side.LEDGER, rank_all=rank_all)},
+{self._side_ctes(Side.CHANNEL, rank_all=rank_all)},
 pairs AS (
   SELECT {self._pair_columns()}
-  FROM ledger_first l FULL OUTER JOIN channel_first c ON {self._join_condition()}
+  FROM ledger_ranked l FULL OUTER JOIN channel_ranked c ON {self._join_condition()}
 ),
 classified AS (
   SELECT pairs.*, {self._outcome()} AS outcome, {self._diff_fields()} AS diff_fields
   FROM pairs
 )
 SELECT {self._final_columns()} FROM classified
-UNION ALL
-{self._duplicates(Side.LEDGER)}
-UNION ALL
-{self._duplicates(Side.CHANNEL)}
 """
 
-    def _side_ctes(self, side: Side) -> str:
+    def _side_ctes(self, side: Side, *, rank_all: bool) -> str:
+        """``{side}_ranked``: every record of the side with its rank ``rn`` within its key."""
         columns = ", ".join(CANONICAL_NAMES)
-        key = ", ".join(self.rules.key)
-        on = " AND ".join(f"a.{column} = d.{column}" for column in self.rules.key)
-        # Duplicates are rare: find their keys with a narrow aggregate and rank only those
-        # records, instead of a window over every record (several times cheaper).
-        # Pool records rank first: they were seen before today's copy of the same key.
-        return f"""
+        records = f"""
 {side}_all AS (
   SELECT {columns}, CAST(NULL AS DATE) AS carried_from FROM {side}
   UNION ALL
   SELECT {columns}, carried_from FROM pool WHERE side = {_text(side)}
-),
+)"""
+        if rank_all:
+            return f"""{records},
+{side}_ranked AS (
+  SELECT a.*, {self._rank()} AS rn FROM {side}_all a
+)"""
+        # Duplicates are rare: find their keys with a narrow aggregate and rank only those
+        # records, instead of a window over every record (several times cheaper).
+        key = ", ".join(self.rules.key)
+        on = " AND ".join(f"a.{column} = d.{column}" for column in self.rules.key)
+        return f"""{records},
 {side}_dupkeys AS (
   SELECT {key} FROM {side}_all GROUP BY {key} HAVING COUNT(*) > 1
 ),
 {side}_ranked AS (
-  SELECT a.*, ROW_NUMBER() OVER (
+  SELECT a.*, CAST(1 AS BIGINT) AS rn
+  FROM {side}_all a LEFT JOIN {side}_dupkeys d ON {on} WHERE d.order_id IS NULL
+  UNION ALL
+  SELECT a.*, {self._rank()} AS rn FROM {side}_all a JOIN {side}_dupkeys d ON {on}
+)"""
+
+    def _rank(self) -> str:
+        """A record's place among its key's records on one side; 1 is the one paired."""
+        # Pool records rank first: they were seen before today's copy of the same key.
+        return f"""ROW_NUMBER() OVER (
     PARTITION BY {", ".join(f"a.{column}" for column in self.rules.key)}
     ORDER BY a.carried_from NULLS LAST, a.txn_time, a.source, a.line_no
-  ) AS rn
-  FROM {side}_all a JOIN {side}_dupkeys d ON {on}
-),
-{side}_first AS (
-  SELECT a.* FROM {side}_all a LEFT JOIN {side}_dupkeys d ON {on} WHERE d.order_id IS NULL
-  UNION ALL
-  SELECT {columns}, carried_from FROM {side}_ranked WHERE rn = 1
-)"""
+  )"""
 
     def _pair_columns(self) -> str:
         present = (
@@ -111,6 +121,7 @@ UNION ALL
             "COALESCE(l.carried_from, c.carried_from) AS carried_from",
             "COALESCE(l.merchant_id, c.merchant_id) AS merchant_id",
             "COALESCE(c.bill_date, l.bill_date) AS bill_date",
+            "COALESCE(l.rn, c.rn) AS rn",
         ]
         for alias, side in (("l", Side.LEDGER), ("c", Side.CHANNEL)):
             columns += [f"{alias}.{name} AS {side}_{name}" for name in _SIDE_COLUMNS]
@@ -118,7 +129,9 @@ UNION ALL
         return ",\n    ".join(columns)
 
     def _join_condition(self) -> str:
-        return " AND ".join(f"l.{column} = c.{column}" for column in self.rules.key)
+        """Same key, and only each side's first record: later ones stay unpaired."""
+        same_key = [f"l.{column} = c.{column}" for column in self.rules.key]
+        return " AND ".join([*same_key, "l.rn = 1", "c.rn = 1"])
 
     def _success(self, side: Side) -> str:
         branches = " ".join(
@@ -163,6 +176,7 @@ UNION ALL
         differs = self._differs()
         o = Outcome
         return f"""CASE
+    WHEN rn > 1 THEN '{o.DUPLICATE}'
     WHEN side = 'channel' THEN CASE WHEN {self._carried(Side.CHANNEL)}
       THEN '{o.CARRIED_OVER}' ELSE '{o.MISSING_IN_LEDGER}' END
     WHEN side = 'ledger' THEN CASE WHEN {self._carried(Side.LEDGER)}
@@ -188,32 +202,3 @@ UNION ALL
             "amount_diff": f"CASE WHEN side IS NULL THEN {amount_diff} END",
         }
         return ", ".join(f"{values.get(name, name)} AS {name}" for name in OUTCOMES.names)
-
-    def _duplicates(self, side: Side) -> str:
-        """Every record beyond the first with the same key on one side is its own row."""
-        values = {
-            "outcome": f"'{Outcome.DUPLICATE}'",
-            "diff_fields": "''",
-            "amount_diff": "CAST(NULL AS BIGINT)",
-            "side": _text(side),
-        }
-        for name in _SIDE_COLUMNS:
-            values[f"{side}_{name}"] = name
-        columns = []
-        for field in OUTCOMES:
-            name = field.name
-            if name in values:
-                columns.append(f"{values[name]} AS {name}")
-            elif name in CANONICAL_NAMES or name == "carried_from":
-                columns.append(name)
-            else:
-                columns.append(f"CAST(NULL AS {_SQL_TYPES[str(field.type)]}) AS {name}")
-        return f"SELECT {', '.join(columns)} FROM {side}_ranked WHERE rn > 1"
-
-
-_SQL_TYPES = {
-    "string": "VARCHAR",
-    "int64": "BIGINT",
-    "date32[day]": "DATE",
-    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
-}
