@@ -5,9 +5,11 @@
 per line, columns mapped by header name to canonical ones.
 
 The helpers below are shared with the channel parsers whose bills are CSV underneath
-(Alipay): :class:`Sections` cuts a bill into preamble, rows and footer while streaming;
-:func:`read_rows` parses one block of rows with Arrow's CSV reader into :class:`Rows`,
-whose converters work on whole columns and raise errors naming file, line and field.
+(Alipay, Stripe, PayPal, Adyen): :class:`Sections` cuts a bill into preamble, rows and
+footer while streaming; :func:`read_rows` parses one block of rows with Arrow's CSV reader
+into :class:`Rows`, whose converters work on whole columns and raise errors naming file,
+line and field. :func:`currencies`/:func:`in_currency` convert amounts with each row's
+ISO 4217 digits, :func:`strict_strptime` parses times without rolling dates over.
 """
 
 from __future__ import annotations
@@ -229,6 +231,12 @@ class Rows:
         self.reject(pc.is_null(found), name, reason)
         return pc.take(pa.array(list(mapping.values()), pa.string()), found)
 
+    def filter(self, mask: pa.Array) -> Rows:
+        """Only the rows where ``mask`` is true (a null counts as false)."""
+        keep = pc.fill_null(mask, False)
+        columns = {name: values.filter(keep) for name, values in self.columns.items()}
+        return Rows(columns, self.lines.filter(keep), self.fail)
+
 
 def read_rows(
     block: LineBlock,
@@ -318,6 +326,82 @@ def _column(value: Column, kind: pa.DataType, count: int) -> pa.Array:
     if isinstance(value, str):
         return pa.repeat(pa.scalar(value, kind), count)
     return value if value.type == kind else value.cast(kind)
+
+
+# --------------------------------------------------------------------------- currencies
+
+# ISO 4217 minor-unit digits where they are not 2; every other three-letter code has 2.
+CURRENCY_EXPONENTS: Mapping[str, int] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+         "VND", "VUV", "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}  # fmt: skip
+MAX_EXPONENT = 4
+_CURRENCY_CODE = r"^[A-Z]{3}$"
+
+
+def currencies(rows: Rows, name: str) -> tuple[pa.Array, pa.Array]:
+    """A currency column as upper-case ISO codes, and each row's minor-unit digits."""
+    codes = pc.utf8_upper(rows.required(name))
+    shape = pc.match_substring_regex(codes, _CURRENCY_CODE)
+    rows.reject(pc.invert(shape), name, "not an ISO 4217 currency code")
+    found = pc.index_in(codes, value_set=pa.array(list(CURRENCY_EXPONENTS), pa.string()))
+    digits = pa.array(list(CURRENCY_EXPONENTS.values()), pa.int64())
+    return codes, pc.fill_null(pc.take(digits, found), 2)
+
+
+def in_currency(
+    rows: Rows,
+    name: str,
+    exponents: pa.Array,
+    fail: ErrorFactory,
+    *,
+    fee: bool = False,
+) -> pa.Array:
+    """Decimal major-unit text to int64 minor units of each row's currency, exactly.
+
+    ``JPY 1000`` is 1000, ``USD 10.00`` is 1000, ``KWD 1.500`` is 1500. With ``fee`` the
+    unit is a thousandth of the minor unit (the canonical fee unit). An amount with more
+    decimals than its currency has, or any text that is not a plain decimal, raises what
+    ``fail`` builds (a :class:`~payrecon.errors.MoneyError`, usually) for its line.
+    """
+    text = rows.text(name)
+    extra = FEE_SCALE - MINOR_SCALE if fee else 0
+    try:
+        scaled = arrow_to_minor(text, scale=MAX_EXPONENT + extra)
+    except MoneyRowError as exc:
+        raise fail(exc.reason, rows.lines[exc.row].as_py(), name) from None
+    powers = pa.array([10**k for k in range(MAX_EXPONENT + 1)], pa.int64())
+    divisor = pc.take(powers, pc.subtract(MAX_EXPONENT, exponents))
+    minor = pc.divide(scaled, divisor)
+    inexact = pc.not_equal(pc.multiply(minor, divisor), scaled)
+    index = pc.index(pc.fill_null(inexact, False), True).as_py()
+    if index >= 0:
+        digits = exponents[index].as_py() + extra
+        reason = f"{text[index].as_py()!r} has more than {digits} decimals for its currency"
+        raise fail(reason, rows.lines[index].as_py(), name)
+    return minor
+
+
+def strict_strptime(values: pa.Array, fmt: str) -> pa.Array:
+    """``pc.strptime`` to microseconds, null where the text is not exactly ``fmt``.
+
+    Arrow's strptime rolls impossible dates over (``02-30`` becomes March 1st) and
+    accepts unpadded fields; formatting the result back and comparing rejects both.
+    ``fmt`` must not contain ``%z`` (the offset would be formatted back as UTC).
+    """
+    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+    same = pc.equal(pc.strftime(parsed, format=fmt), values)
+    return pc.if_else(same, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us"))
+
+
+def local_dates(utc: pa.Array, zone: str) -> pa.Array:
+    """The calendar date of each UTC instant in ``zone`` (the accounting day's zone)."""
+    return pc.local_timestamp(utc.cast(pa.timestamp("us", tz=zone))).cast(pa.date32())
 
 
 # --------------------------------------------------------------------------- the parser

@@ -31,20 +31,40 @@ from typing import Literal, TypeVar
 import pyarrow as pa
 
 from payrecon.errors import ConfigError
+from payrecon.generator.adyen import AdyenBill
 from payrecon.generator.alipay import AlipayBill
 from payrecon.generator.ledger import LedgerWriter
 from payrecon.generator.output import BillChunk, TruthWriter
+from payrecon.generator.paypal import PaypalBill
 from payrecon.generator.plan import MAX_KEYS, DaySpec, chunks, plan_chunk, truth
+from payrecon.generator.stripe import StripeBill
+from payrecon.generator.unionpay import UnionpayBill
 from payrecon.generator.wechat import WechatBill
 
 __all__ = ["GeneratedDay", "generate_day"]
 
-Channel = Literal["wechat", "alipay"]
+Channel = Literal["wechat", "alipay", "unionpay", "stripe", "paypal", "adyen"]
+Bill = WechatBill | AlipayBill | UnionpayBill | StripeBill | PaypalBill | AdyenBill
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 # Arrow kernels release the GIL, so chunks render in parallel; a few are kept in flight.
 WORKERS = min(4, os.cpu_count() or 1)
-_MERCHANT_ID = {"wechat": re.compile(r"[0-9]{8,12}"), "alipay": re.compile(r"2088[0-9]{12}")}
+_MERCHANT_ID = {
+    "wechat": re.compile(r"[0-9]{8,12}"),
+    "alipay": re.compile(r"2088[0-9]{12}"),
+    "unionpay": re.compile(r"[0-9]{15}"),  # merId
+    "stripe": re.compile(r"acct_[0-9A-Za-z]{16}"),
+    "paypal": re.compile(r"[0-9A-Z]{13}"),  # the account id of RH/SH
+    "adyen": re.compile(r"[0-9A-Za-z_]{3,80}"),  # the merchant account name
+}
+_BILLS: dict[str, type[Bill]] = {
+    "wechat": WechatBill,
+    "alipay": AlipayBill,
+    "unionpay": UnionpayBill,
+    "stripe": StripeBill,
+    "paypal": PaypalBill,
+    "adyen": AdyenBill,
+}
 
 
 @dataclass(frozen=True)
@@ -129,10 +149,8 @@ def _in_order(
             future.cancel()
 
 
-def _bill(out_dir: Path, spec: DaySpec) -> WechatBill | AlipayBill:
-    if spec.channel == "wechat":
-        return WechatBill(out_dir, spec)
-    return AlipayBill(out_dir, spec)
+def _bill(out_dir: Path, spec: DaySpec) -> Bill:
+    return _BILLS[spec.channel](out_dir, spec)
 
 
 def _spec(
@@ -158,4 +176,12 @@ def _default_merchant(channel: str, seed: int) -> str:
     number = random.Random(f"payrecon.generator:merchant:{seed}:{channel}").randrange(10**12)
     if channel == "wechat":
         return f"16{number % 10**8:08d}"
+    if channel == "unionpay":
+        return f"777290{number % 10**9:09d}"
+    if channel == "stripe":
+        return f"acct_1Payrecon{number % 10**7:07d}"
+    if channel == "paypal":
+        return f"PAYRECON{number % 10**5:05d}"
+    if channel == "adyen":
+        return f"PayreconShop{number % 10**4:04d}_ECOM"
     return f"2088{number:012d}"

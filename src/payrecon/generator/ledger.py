@@ -32,6 +32,7 @@ COLUMNS = (
     "txn_time",
 )
 CURRENCY = "CNY"
+CURRENCIES = {"stripe": "USD", "paypal": "USD", "adyen": "EUR"}  # others CNY
 OFFSET = "+08:00"  # Asia/Shanghai has had no daylight saving since 1991
 _KINDS = ("PAY", "REFUND")
 _NEEDED = ("refund", "order_id", "origin_order_id", "ledger_status", "ledger_amount")
@@ -82,7 +83,8 @@ class LedgerWriter:
                 col("order_id"), ",", pc.fill_null(col("origin_order_id"), lit("")), ",",
                 col("channel_txn_id"), ",", col("ledger_status"), ",",
                 pc.cast(col("ledger_amount"), pa.string()), ",", fee,
-                f",{CURRENCY},{self.spec.date_text(separator='-')}T", clock(col("seconds")),
+                f",{CURRENCIES.get(self.spec.channel, CURRENCY)},",
+                f"{self.spec.date_text(separator='-')}T", clock(col("seconds")),
                 f"{OFFSET}\n",
             ]
         )  # fmt: skip

@@ -63,7 +63,14 @@ LATE_SECONDS = (DAY_SECONDS - _WINDOW + 1, DAY_SECONDS - 1)
 # Magnitudes for amounts in fen: a few cents up to 5,000 yuan, weighted to everyday prices.
 _AMOUNT_CEILINGS = pa.array([100, 1_000, 10_000, 10_000, 50_000, 100_000, 500_000], pa.int64())
 _ORDER_MULTIPLIER = 282_475_249  # 7**10: coprime with 2, 3, 5 (see fixed_digits)
-_CHANNEL_DIGIT = {"wechat": "1", "alipay": "2"}
+_CHANNEL_DIGIT = {
+    "wechat": "1",
+    "alipay": "2",
+    "unionpay": "3",
+    "stripe": "4",
+    "paypal": "5",
+    "adyen": "6",
+}
 
 
 class Variant(IntEnum):

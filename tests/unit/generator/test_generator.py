@@ -412,7 +412,7 @@ def test_small_rate_on_a_small_day_still_shows_every_kind(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("channel", "rows", "rate", "merchant"),
     [
-        ("unionpay", 10, 0.1, None),
+        ("applepay", 10, 0.1, None),
         ("wechat", -1, 0.1, None),
         ("wechat", 10, 1.5, None),
         ("alipay", 10, 0.1, "1234"),
