@@ -1,0 +1,1 @@
+"""The back-office routers: one per resource."""
