@@ -16,9 +16,21 @@ callers that do not know payrecon. The CLI maps this tree to exit codes in one p
      │    ├── BillDateError                   a bill row dated outside the run's accounting day
      │    ├── DuplicateBillError              the same bill file given twice
      │    └── LedgerSourceError               the ledger cannot be read at all
+     ├── WorkflowError                        a case command the workflow refuses -> exit 2
+     │    ├── TransitionError (ValueError)    not allowed in the case's (or action's) state
+     │    ├── PermissionDeniedError (PermissionError)  role, or proposer approving own action
+     │    └── ConflictError (RuntimeError)    someone else changed the case meanwhile
+     ├── NotFoundError (LookupError)          no such case, action or user          -> exit 2
      ├── DependencyError (ImportError)        an optional extra is not installed -> exit 2
      └── RunError (RuntimeError)              a run could not complete            -> exit 2
-          └── InvariantError                  a record was lost or counted twice (a bug)
+          ├── InvariantError                  a record was lost or counted twice (a bug)
+          └── FetchError                      a bill could not be fetched (payrecon.fetch)
+               ├── BillNotReadyError          the channel has not published it yet (retried)
+               │    └── BillDeadlineError     still not published when the deadline passed
+               ├── ChannelUnavailableError    network error, timeout or 5xx (retried)
+               ├── ChannelAuthError (PermissionError)  the channel refused our signature (401)
+               ├── BillIntegrityError         hash or response signature does not verify
+               └── HostNotAllowedError (PermissionError)  a URL outside the allow-list
 """
 
 from __future__ import annotations
@@ -92,6 +104,26 @@ class LedgerSourceError(InputError):
     """The ledger source cannot be opened or queried at all."""
 
 
+class WorkflowError(PayreconError):
+    """A case command that the workflow refuses."""
+
+
+class TransitionError(ValueError, WorkflowError):
+    """The command is not allowed in the case's (or the action's) current state."""
+
+
+class PermissionDeniedError(PermissionError, WorkflowError):
+    """The actor's role does not allow the command, or it breaks separation of duties."""
+
+
+class ConflictError(RuntimeError, WorkflowError):
+    """The case changed between reading and writing it (retry on the fresh state)."""
+
+
+class NotFoundError(LookupError, PayreconError):
+    """No such case, action or user."""
+
+
 class DependencyError(ImportError, PayreconError):
     """An optional extra is needed; the message carries the install hint."""
 
@@ -102,6 +134,34 @@ class RunError(RuntimeError, PayreconError):
 
 class InvariantError(RunError):
     """An accounting invariant failed: a record was lost or counted twice."""
+
+
+class FetchError(RunError):
+    """A bill could not be fetched from its channel, server or folder."""
+
+
+class BillNotReadyError(FetchError):
+    """The bill is not published yet (WeChat ``No Bill Exist``, a 404): try again later."""
+
+
+class BillDeadlineError(BillNotReadyError):
+    """The bill was still not published when the retry deadline passed."""
+
+
+class ChannelUnavailableError(FetchError):
+    """The channel could not be reached or failed on its side (timeout, 5xx): retried."""
+
+
+class ChannelAuthError(PermissionError, FetchError):
+    """The channel refused the request's signature or credentials (HTTP 401, 签名错误)."""
+
+
+class BillIntegrityError(FetchError):
+    """The downloaded bill or the channel's answer fails its hash or signature check."""
+
+
+class HostNotAllowedError(PermissionError, FetchError):
+    """A download URL (or a redirect) points at a host outside the configured allow-list."""
 
 
 def require(module: str, extra: str) -> None:

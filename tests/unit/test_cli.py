@@ -189,6 +189,8 @@ def test_json_prints_one_document_and_nothing_else(
     assert summary["rows_in"]["ledger"] > 0 and summary["rows_in"]["pool"] == 0
     assert summary["quarantined"] == 0
     assert summary["footer"] == "ok"
+    cases = summary.pop("cases")
+    assert cases["opened"] == counted  # one case per discrepancy, in the embedded store
     assert summary == read_summary(tmp_path / "run")
     # progress goes to stderr
     for step in ("parsing", "reading ledger", "matching", "writing reports"):
@@ -244,7 +246,7 @@ def test_parse_truncated_bill_exits_2_naming_the_file(
 USAGE_ERRORS = {
     "missing --date": (["--channel", CHANNEL], "Missing option '--date'"),
     "bad date text": (["--channel", CHANNEL, "--date", "2026-13-01"], "'2026-13-01' is not a date"),
-    "unknown channel": (["--channel", "paypal", "--date", DAY.isoformat()], "'paypal'"),
+    "unknown channel": (["--channel", "applepay", "--date", DAY.isoformat()], "'applepay'"),
 }
 
 
@@ -268,21 +270,21 @@ def test_unknown_channel_lists_the_known_ones(
 ) -> None:
     (bill,) = clean_day.bills
     if command == "parse":
-        ran = cli("parse", "--channel", "paypal", bill)
+        ran = cli("parse", "--channel", "applepay", bill)
     else:
-        ran = cli(*reconcile_args(clean_day, Path("run"), channel="paypal"))
+        ran = cli(*reconcile_args(clean_day, Path("run"), channel="applepay"))
     assert ran.code == 2
     (message,) = [line for line in ran.err.splitlines() if line.startswith("error:")]
-    assert "unknown channel 'paypal'" in message
+    assert "unknown channel 'applepay'" in message
     assert "known: wechat, alipay" in message
 
 
 def test_generate_rejects_a_channel_it_cannot_write(cli: Cli, tmp_path: Path) -> None:
     ran = cli(
-        "generate", "--channel", "unionpay", "--date", DAY.isoformat(), "--rows", "10", "--out", "g"
+        "generate", "--channel", "applepay", "--date", DAY.isoformat(), "--rows", "10", "--out", "g"
     )
     assert ran.code == 2
-    assert "wechat or alipay" in ran.err
+    assert "paypal or adyen bills" in ran.err
     assert not (tmp_path / "g").exists()
 
 

@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from payrecon.config import Settings
+from payrecon.core.workflow import Actor, Role
 from payrecon.generator import GeneratedDay, generate_day
 from payrecon.service.progress import Observer
 from payrecon.service.reconcile import ReconcileRequest, RunResult, run_reconciliation
@@ -54,4 +55,31 @@ def run_demo(out: Path, rows: int, settings: Settings, observer: Observer) -> li
             out=out / "runs" / channel,
         )
         results.append(run_reconciliation(request, settings, observer))
+    if settings.cases.enabled and settings.web.environment == "development":
+        add_demo_users(settings)
     return results
+
+
+# Development only: `payrecon serve` after the demo logs in with these (docs/back-office.md).
+DEMO_USERS = {
+    "admin": (Role.ADMIN, "demo-admin"),
+    "alice": (Role.OPERATOR, "demo-alice"),
+    "bob": (Role.APPROVER, "demo-bob1"),
+}
+
+
+def add_demo_users(settings: Settings) -> None:
+    """Make the demo's users (and reset their demo passwords) in the case store."""
+    from payrecon.cases.service import BackOffice
+    from payrecon.service.cases import case_service
+
+    service = case_service(settings)
+    try:
+        existing = {user["name"] for user in service.users()}
+        office = BackOffice(service)
+        for name, (role, password) in DEMO_USERS.items():
+            if name not in existing:
+                service.add_user(name, role, display_name=f"demo {role.value}")
+            office.set_password(name, password, by=Actor.system())
+    finally:
+        service.store.close()

@@ -35,6 +35,7 @@ from payrecon.engines.base import Engine, Relation, create_engine
 from payrecon.engines.definition import MatchDefinition
 from payrecon.errors import BillDateError, DuplicateBillError, InputError, InvariantError, Location
 from payrecon.ledger import open_ledger
+from payrecon.service.cases import sync_run_cases
 from payrecon.service.outputs import OutcomeReader
 from payrecon.service.progress import Observer, SilentObserver
 from payrecon.service.runstore import RunStore
@@ -47,8 +48,10 @@ class ReconcileRequest:
     ledger: str
     day: date
     out: Path
-    engine: str = "duckdb"
+    engine: str | None = None  # None: the configured engine (settings.engine.name)
     xlsx: bool = False
+    # Open cases for the discrepancies (when the config enables the case store).
+    cases: bool = True
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class RunResult:
     run_id: str
     out: Path
     summary: dict[str, Any]
+    # What the run did to the case store (None: cases were not opened).
+    cases: dict[str, Any] | None = None
 
     @property
     def clean(self) -> bool:
@@ -75,7 +80,7 @@ def run_reconciliation(
     """Reconcile one channel's bills against the ledger for one accounting day."""
     _check_bills(request.bills)
     run = _Run(request, settings, observer or SilentObserver())
-    run.store.start(run.run_id, request.channel, request.day, request.engine)
+    run.store.start(run.run_id, request.channel, request.day, run.engine)
     try:
         run.staging.mkdir(parents=True)
         summary = run.execute()
@@ -88,7 +93,19 @@ def run_reconciliation(
     finally:
         shutil.rmtree(run.workdir, ignore_errors=True)
     run.store.finish(run.run_id, request.out, summary)
-    return RunResult(run.run_id, request.out, summary)
+    cases = None
+    if request.cases and settings.cases.enabled:
+        # After publishing: the outputs stand even if the case store is down, and a
+        # re-run (idempotent) brings the cases in line later.
+        cases = sync_run_cases(
+            settings,
+            request.out / "outcomes.parquet",
+            run_id=run.run_id,
+            channel=request.channel,
+            day=request.day,
+            observer=run.observer,
+        )
+    return RunResult(run.run_id, request.out, summary, cases)
 
 
 class _Run:
@@ -98,6 +115,7 @@ class _Run:
         self.request = request
         self.settings = settings
         self.observer = observer
+        self.engine = request.engine or settings.engine.name
         self.store = RunStore(settings.home)
         self.run_id = f"{request.channel}-{request.day:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         self.staging = request.out.parent / f".{request.out.name}.staging-{self.run_id}"
@@ -111,9 +129,7 @@ class _Run:
         pool_day, pool = self.store.pool_before(self.request.channel, self.request.day)
         outcomes_file = self.staging / "outcomes.parquet"
         engine_settings = self.settings.engine
-        with create_engine(
-            self.request.engine, settings=engine_settings, workdir=self.workdir
-        ) as engine:
+        with create_engine(self.engine, settings=engine_settings, workdir=self.workdir) as engine:
             engine.load("pool", pool.to_reader())
             self._load_inputs(engine)
             self.observer.task("match", "matching", None, "steps")
@@ -197,7 +213,7 @@ class _Run:
             "run_id": self.run_id,
             "channel": self.request.channel,
             "date": self.request.day.isoformat(),
-            "engine": self.request.engine,
+            "engine": self.engine,
             "outcomes": outcomes,
             "rows_in": rows_in,
             "quarantined": self.quarantined,
