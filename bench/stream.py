@@ -13,6 +13,12 @@ each as its own ``payrecon stream`` process, one after the other:
 * ``flink start-up``: the Flink run on a stream of two events, to tell the fixed cost (JVM,
   mini-cluster, Python workers) from the per-event cost.
 
+Then, in this process, the matcher's own figures: bytes of state per pending order (Python
+heap by ``tracemalloc`` and checkpoint JSON, for ``--pending`` orders waiting for their
+receipts) and alert latency behind the watermark (processing time from the event that
+moves the watermark past a timer to the alert leaving the matcher; sinks then flush within
+their 200 ms flush interval). ``--no-flink`` skips the Flink runs.
+
 Peak RSS is the largest sum over the whole process tree (the CLI, the Flink job's Python
 and its JVM), sampled every 20 ms. Both runs must write the same outputs; the bench checks.
 """
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,19 +130,82 @@ def _same_outputs(left: Path, right: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--no-flink", action="store_true", help="only the local runtime")
     args = parser.parse_args()
     pay, receipt = generate(args.events, HERE / "data" / f"stream-{args.events}")
     with tempfile.TemporaryDirectory(prefix="payrecon-bench-stream-") as tmp:
         work = Path(tmp)
-        tiny = generate(2, work / "tiny")
-        runs = [
-            measure("local", stream_command("local", pay, receipt, work / "local.jsonl")),
-            measure("flink", stream_command("flink", pay, receipt, work / "flink.jsonl")),
-            measure("flink start-up", stream_command("flink", *tiny, work / "tiny.jsonl")),
-        ]
-        same = _same_outputs(work / "local.jsonl", work / "flink.jsonl")
+        local = measure("local", stream_command("local", pay, receipt, work / "local.jsonl"))
         outputs = len((work / "local.jsonl").read_text(encoding="utf-8").splitlines())
-    report(args.events, runs, outputs, same)
+        if args.no_flink:
+            rate = f"{args.events / local.seconds:,.0f}"
+            print(f"{args.events} events in, {outputs} outputs")
+            print(f"local: {local.seconds:.2f} s, {rate} events/s, peak RSS", end=" ")
+            print(f"{local.peak_rss / 2**20:.0f} MB")
+        else:
+            tiny = generate(2, work / "tiny")
+            runs = [
+                local,
+                measure("flink", stream_command("flink", pay, receipt, work / "flink.jsonl")),
+                measure("flink start-up", stream_command("flink", *tiny, work / "tiny.jsonl")),
+            ]
+            same = _same_outputs(work / "local.jsonl", work / "flink.jsonl")
+            report(args.events, runs, outputs, same)
+    state_figures(args.pending)
+    latency_figures(pay, receipt)
+
+
+def state_figures(pending: int) -> None:
+    """Bytes of matcher state per order waiting for its receipt."""
+    from payrecon.core.stream import MatcherConfig, StreamEvent, StreamMatcher
+
+    events = [StreamEvent("pay", f"order{n:012d}", BASE_MS + n) for n in range(pending)]
+    matcher = StreamMatcher(MatcherConfig(receipt_timeout_ms=10**12))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for event in events:
+        matcher.process(event, BASE_MS)
+    heap = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert matcher.pending_keys == pending
+    snapshot = len(json.dumps(matcher.snapshot(), separators=(",", ":")).encode())
+    print(
+        f"state per pending order ({pending:,} waiting, 14-char order ids): "
+        f"{heap / pending:.0f} bytes of Python heap (order id string included),"
+        f" {snapshot / pending:.0f} bytes in a checkpoint"
+    )
+
+
+def latency_figures(pay: Path, receipt: Path) -> None:
+    """Processing time from the event that passes a timer to the alert, in microseconds."""
+    from payrecon.core.stream import MatcherConfig, StreamMatcher
+    from payrecon.stream.events import EventDecoder, EventFormat
+
+    fmt = EventFormat(time_unit="ms")
+    decoders = {side: EventDecoder(side, fmt, side) for side in ("pay", "receipt")}
+    lines = [
+        (side, line)
+        for pair in zip(*(path.open(encoding="utf-8") for path in (pay, receipt)), strict=False)
+        for side, line in zip(("pay", "receipt"), pair, strict=True)
+    ]
+    events = [decoders[side].decode(line, 0) for side, line in lines]
+    matcher = StreamMatcher(MatcherConfig(out_of_orderness_ms=1000))
+    latencies: list[int] = []
+    for event in events:
+        started = time.perf_counter_ns()
+        fired = matcher.process(event, BASE_MS)  # type: ignore[arg-type]
+        took = time.perf_counter_ns() - started
+        latencies += [took for out in fired if out.type.startswith("unmatched")]
+    latencies.sort()
+    if not latencies:
+        return
+    p50, p99 = latencies[len(latencies) // 2], latencies[len(latencies) * 99 // 100]
+    print(
+        f"alert latency behind the watermark ({len(latencies):,} timeouts): p50"
+        f" {p50 / 1000:.0f} us, p99 {p99 / 1000:.0f} us, max {latencies[-1] / 1000:.0f} us"
+        " in the matcher; + up to 200 ms until the sinks' flush"
+    )
 
 
 def report(events: int, runs: list[Run], outputs: int, same: bool) -> None:

@@ -332,6 +332,16 @@ def stream_command(
     flink_jar: Annotated[
         list[Path] | None, typer.Option(help="a jar for --runtime flink, e.g. Kafka's (repeat)")
     ] = None,
+    log_every: Annotated[
+        str, typer.Option(help="a stderr line with events/s, pending orders, watermark lag")
+    ] = "10s",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve Prometheus metrics on this port"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="address of the metrics endpoint")] = (
+        "127.0.0.1"
+    ),
 ) -> int:
     """Match pay and receipt events as a stream (files, stdin, TCP, Kafka); see docs/stream.md.
 
@@ -368,12 +378,25 @@ def stream_command(
         checkpoint_interval_ms=parse_duration_ms(checkpoint_interval, "--checkpoint-interval"),
         kafka_options=_kafka_options(kafka_option),
         timezone=ZoneInfo(check_timezone(timezone, "--timezone")),
+        log_every_ms=_optional_duration_ms(log_every, "--log-every"),
+        metrics_address=None if metrics_port is None else (metrics_host, metrics_port),
     )
     if runtime == "flink":
+        if metrics_port is not None:
+            raise ConfigError(
+                "--metrics-port is for the local runtime; Flink reports its own metrics"
+                " (web UI, metric reporters): see docs/deploy-flink.md"
+            )
         return _stream_on_flink(request, flink_jar or [])
     with stop_on_signals() as stop:
-        result = run_stream(request, stdin=sys.stdin, stdout=sys.stdout, stop=stop)
+        result = run_stream(
+            request, stdin=sys.stdin, stdout=sys.stdout, stop=stop, log=_stderr_line
+        )
     return _stream_outcome(result, stop)
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _stream_on_flink(request: StreamRequest, jars: list[Path]) -> int:

@@ -68,7 +68,7 @@ END_OF_TIME = 2**63 - 1  # Flink's Long.MAX_VALUE: the input has ended
 SNAPSHOT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One pay or receipt for an order, at event time ``ts_ms``; ``amount`` in minor units."""
 
@@ -83,7 +83,7 @@ class StreamEvent:
             raise InputError(f"event side must be 'pay' or 'receipt', not {self.side!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamOutput:
     """A match or an alert for one order; fields of a side that is absent are ``None``."""
 
@@ -142,6 +142,8 @@ def _output(kind: OutputType, events: list[StreamEvent], *extra: int) -> StreamO
 class KeyMatcher:
     """The state of one order id: at most one pending side and its timer."""
 
+    __slots__ = ("order_id", "config", "_pending", "_timer", "_duplicates")
+
     def __init__(self, order_id: str, config: MatcherConfig) -> None:
         self.order_id = order_id
         self.config = config
@@ -175,7 +177,13 @@ class KeyMatcher:
     def _accept(self, event: StreamEvent) -> list[StreamOutput]:
         pending = self._pending
         if pending is None:
-            self._pending = event
+            # What the decoder parsed (``raw``) is not kept while the side waits: state is
+            # the bytes per pending order.
+            self._pending = (
+                event
+                if event.raw is None
+                else StreamEvent(event.side, event.order_id, event.ts_ms, event.amount)
+            )
             self._timer = event.ts_ms + self.config.timeout_for(event.side)
             return []
         if pending.side == event.side:
@@ -373,9 +381,11 @@ class StreamMatcher:
         if self._keys.get(key.order_id) is not key:
             self._keys[key.order_id] = key
         timer = key.notify_at()
-        if timer is not None and (timer, key.order_id) not in self._queued:
-            self._queued.add((timer, key.order_id))
-            heapq.heappush(self._timers, (timer, key.order_id))
+        if timer is not None:
+            entry = (timer, key.order_id)  # one tuple, shared by the heap and the set
+            if entry not in self._queued:
+                self._queued.add(entry)
+                heapq.heappush(self._timers, entry)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain, JSON-serialisable dicts (for a checkpoint)."""

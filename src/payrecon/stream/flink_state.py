@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 from payrecon.core.stream import KeyMatcher, MatcherConfig, StreamEvent, StreamOutput
 from payrecon.stream.events import DeadLetter
-from payrecon.stream.sinks import DEAD_LETTER_FIELDS, output_record
+from payrecon.stream.sinks import DEAD_LETTER_FIELDS, output_from_record, output_record
 
 TIMER_LEAD_MS = 1
 
@@ -83,7 +83,7 @@ def output_json(output: StreamOutput) -> str:
 
 def output_from_json(text: str) -> StreamOutput:
     """Read back a line written by :func:`output_json` (or by the local sink)."""
-    return StreamOutput(**json.loads(text))
+    return output_from_record(json.loads(text))
 
 
 def dead_letter_json(letter: DeadLetter) -> str:

@@ -6,6 +6,7 @@ happens; the sources are opened and closed by the job (it knows their positions)
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, closing
@@ -18,10 +19,13 @@ from payrecon.core.stream import SIDES, MatcherConfig, Side, StreamOutput
 from payrecon.errors import ConfigError
 from payrecon.stream.checkpoint import CheckpointStore
 from payrecon.stream.events import EventFormat
+from payrecon.stream.metrics import MetricsReporter, serve_metrics
 from payrecon.stream.runtime import JobOptions, JobResult, StreamJob
 from payrecon.stream.sinks import DeadLetterSink, Sink
 from payrecon.stream.sources import Source
 from payrecon.stream.specs import open_file_sink, open_sink, open_source
+
+_log = logging.getLogger(__name__)
 
 
 def wall_clock_ms() -> int:
@@ -44,6 +48,10 @@ class StreamRequest:
     checkpoint_interval_ms: int = 5000
     kafka_options: Mapping[str, str] = field(default_factory=dict)
     timezone: tzinfo = UTC
+    # A log line with events/s, pending orders and watermark lag this often (None: never).
+    log_every_ms: int | None = 10_000
+    # Serve Prometheus metrics on (host, port); None: no endpoint.
+    metrics_address: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.pay == "-" and self.receipt == "-":
@@ -59,9 +67,21 @@ def run_stream(
     stdout: TextIO,
     stop: Callable[[], bool],
     clock: Callable[[], int] = wall_clock_ms,
+    log: Callable[[str], None] | None = None,
 ) -> JobResult:
-    """Open the sinks and the checkpoint, run the job, close everything."""
+    """Open the sinks and the checkpoint, run the job, close everything.
+
+    ``log`` receives the periodic metrics line (default: the module's logger at INFO).
+    """
     with ExitStack() as stack:
+        every = request.log_every_ms
+        reporter = MetricsReporter(
+            log=log or _log.info, log_every_s=None if every is None else every / 1000
+        )
+        if request.metrics_address is not None:
+            port, stop_serving = serve_metrics(reporter, *request.metrics_address)
+            stack.callback(stop_serving)
+            (log or _log.info)(f"stream: metrics on http://{request.metrics_address[0]}:{port}/")
         sources = _sources(request, stdin)
         sinks: list[Sink[StreamOutput]] = []
         for spec in dict.fromkeys(request.sinks):  # each sink once, in the order given
@@ -83,6 +103,7 @@ def run_stream(
             clock=clock,
             store=store,
             options=options,
+            observer=reporter,
         )
         return job.run(stop)
 

@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from payrecon.core.stream import SIDES, MatcherConfig, Side, StreamMatcher, StreamOutput
 from payrecon.errors import ConfigError
@@ -137,6 +137,13 @@ def _never() -> bool:
     return False
 
 
+class Observer(Protocol):
+    """Called after each round of the loop, and with ``final=True`` when the run ends."""
+
+    def __call__(self, job: StreamJob, *, final: bool = False) -> None:
+        """Look at the job (its stats and matcher); must be cheap."""
+
+
 class StreamJob:
     """Two sources, the matcher, the sinks and an optional checkpoint store."""
 
@@ -153,6 +160,7 @@ class StreamJob:
         options: JobOptions | None = None,
         timer: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        observer: Observer | None = None,
     ) -> None:
         if set(sources) != set(SIDES):
             raise ConfigError("a stream job needs a pay source and a receipt source")
@@ -167,6 +175,7 @@ class StreamJob:
         self.options = options or JobOptions()
         self.timer = timer
         self.sleep = sleep
+        self.observer = observer
         self.stats = RunStats()
         self._ended: set[Side] = set()
         self._dirty = False  # outputs or dead letters not yet flushed
@@ -193,6 +202,8 @@ class StreamJob:
         finally:
             for source in self.sources.values():
                 source.close()
+        if self.observer is not None:
+            self.observer(self, final=True)
         return self._result(finished, resumed)
 
     def _result(self, finished: bool, resumed: int | None, **extra: bool) -> JobResult:
@@ -208,6 +219,8 @@ class StreamJob:
                 self._idle()
             if self._timed:
                 self._tick()
+            if self.observer is not None:
+                self.observer(self)
 
     def _round(self) -> bool:
         """Poll each live side once; True when a line was read or an input ended."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -29,15 +30,7 @@ from payrecon.stream.events import DeadLetter
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
-OUTPUT_FIELDS = (
-    "type",
-    "order_id",
-    "pay_ts_ms",
-    "receipt_ts_ms",
-    "pay_amount",
-    "receipt_amount",
-    "alert_id",
-)
+OUTPUT_FIELDS = ("type", "order_id", "alert_id", "pay", "receipt")
 DEAD_LETTER_FIELDS = ("side", "source", "position", "raw", "reason")
 _TAIL_CHUNK = 1 << 16
 
@@ -56,9 +49,35 @@ class Sink(Protocol[T_contra]):
 
 
 def output_record(output: StreamOutput) -> dict[str, Any]:
-    """The output as a JSON-able dict with the fields of :data:`OUTPUT_FIELDS`."""
-    record = asdict(output)
-    return {name: record[name] for name in OUTPUT_FIELDS}
+    """The output as a JSON-able dict with the fields of :data:`OUTPUT_FIELDS`.
+
+    ``pay`` and ``receipt`` are the two sides' events (``ts_ms``, ``amount`` in minor units
+    or null when the event had none), or null for a side the output has no event of.
+    """
+    pay_ts, receipt_ts = output.pay_ts_ms, output.receipt_ts_ms
+    return {
+        "type": output.type,
+        "order_id": output.order_id,
+        "alert_id": output.alert_id,
+        "pay": None if pay_ts is None else {"ts_ms": pay_ts, "amount": output.pay_amount},
+        "receipt": (
+            None if receipt_ts is None else {"ts_ms": receipt_ts, "amount": output.receipt_amount}
+        ),
+    }
+
+
+def output_from_record(record: Mapping[str, Any]) -> StreamOutput:
+    """The inverse of :func:`output_record`."""
+    pay, receipt = record["pay"], record["receipt"]
+    return StreamOutput(
+        type=record["type"],
+        order_id=record["order_id"],
+        pay_ts_ms=None if pay is None else pay["ts_ms"],
+        receipt_ts_ms=None if receipt is None else receipt["ts_ms"],
+        pay_amount=None if pay is None else pay["amount"],
+        receipt_amount=None if receipt is None else receipt["amount"],
+        alert_id=record["alert_id"],
+    )
 
 
 def format_ts(ts_ms: int, tz: tzinfo = UTC) -> str:

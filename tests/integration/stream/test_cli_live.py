@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.stream.conftest import WAIT_S
@@ -113,3 +117,40 @@ def test_follow_reconnects_and_sigterm_stops_cleanly(
     assert "stopped by SIGTERM; sinks flushed" in err
     assert "no outputs were written" not in err  # they were: flushed before the exit
     assert "2 pay and 2 receipt events" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_metrics_endpoint_and_log_line_while_following(tmp_path: Path) -> None:
+    pay, receipt = tmp_path / "pay.csv", tmp_path / "receipt.csv"
+    pay.write_text("2,pay,order02,1606549520\n3,pay,order03,1606549530\n", encoding="utf-8")
+    receipt.write_text("order02,wechat,1606549522\n", encoding="utf-8")
+    port = _free_port()
+    job = Job(
+        *("--pay", str(pay), "--receipt", str(receipt), "--follow"),
+        *("--metrics-port", str(port), "--log-every", "1s"),
+    )
+    try:
+        assert job.line().startswith("matched> order02")
+        deadline = time.monotonic() + WAIT_S
+        text = ""
+        while "payrecon_stream_pending_orders 1.0" not in text:
+            assert time.monotonic() < deadline, text
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.TransportError:
+                time.sleep(0.1)
+        time.sleep(1.5)  # a log line falls due every second
+        job.process.send_signal(signal.SIGTERM)
+        code, _, err = job.finish()
+    finally:
+        job.kill()
+    assert 'payrecon_stream_events_total{side="pay"} 2.0' in text
+    assert 'payrecon_stream_outputs_total{type="matched"} 1.0' in text
+    assert code == 130
+    assert f"stream: metrics on http://127.0.0.1:{port}/" in err
+    assert "1 pending orders, watermark lag" in err

@@ -95,11 +95,9 @@ def test_jsonl_appends_across_runs(
     assert records[1] == {
         "type": "matched",
         "order_id": "order02",
-        "pay_ts_ms": 1606549520000,
-        "receipt_ts_ms": 1606549522000,
-        "pay_amount": None,
-        "receipt_amount": None,
         "alert_id": records[1]["alert_id"],
+        "pay": {"ts_ms": 1606549520000, "amount": None},
+        "receipt": {"ts_ms": 1606549522000, "amount": None},
     }
     assert isinstance(records[1]["alert_id"], str) and len(records[1]["alert_id"]) == 32
 

@@ -15,15 +15,20 @@ OUTPUT = StreamOutput("matched", "order01", 1000, 2000, None, None, "c" * 32)
 
 
 def test_output_record_has_the_fields_in_order() -> None:
-    assert list(output_record(OUTPUT)) == [
-        "type",
-        "order_id",
-        "pay_ts_ms",
-        "receipt_ts_ms",
-        "pay_amount",
-        "receipt_amount",
-        "alert_id",
-    ]
+    assert list(output_record(OUTPUT)) == ["type", "order_id", "alert_id", "pay", "receipt"]
+
+
+def test_output_record_carries_each_side_or_null() -> None:
+    assert output_record(OUTPUT)["pay"] == {"ts_ms": 1000, "amount": None}
+    assert output_record(OUTPUT)["receipt"] == {"ts_ms": 2000, "amount": None}
+    alone = StreamOutput("unmatched_receipt", "order02", None, 3000, None, 1250, "d" * 32)
+    assert output_record(alone) == {
+        "type": "unmatched_receipt",
+        "order_id": "order02",
+        "alert_id": "d" * 32,
+        "pay": None,
+        "receipt": {"ts_ms": 3000, "amount": 1250},
+    }
 
 
 @pytest.mark.parametrize(

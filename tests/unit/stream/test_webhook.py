@@ -37,7 +37,7 @@ def test_outputs_are_posted_in_order_on_flush(receiver: WebhookReceiver) -> None
     sink.close()
     assert receiver.received.bodies == [output_record(UNMATCHED), output_record(MATCHED)]
     assert receiver.received.keys == ["a" * 32, "b" * 32]
-    assert receiver.received.bodies[0]["pay_amount"] == 100  # money stays an integer
+    assert receiver.received.bodies[0]["pay"]["amount"] == 100  # money stays an integer
     assert waits == []
 
 
