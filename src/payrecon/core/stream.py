@@ -142,7 +142,7 @@ def _output(kind: OutputType, events: list[StreamEvent], *extra: int) -> StreamO
 class KeyMatcher:
     """The state of one order id: at most one pending side and its timer."""
 
-    __slots__ = ("order_id", "config", "_pending", "_timer", "_duplicates")
+    __slots__ = ("_duplicates", "_pending", "_timer", "config", "order_id")
 
     def __init__(self, order_id: str, config: MatcherConfig) -> None:
         self.order_id = order_id
