@@ -20,8 +20,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from payrecon.cli import ConfigOption, Exit, _day, _settings, stderr, stdout
-from payrecon.core.money import format_minor, parse_minor
+from payrecon.cli import ConfigOption, Exit, _settings, stderr, stdout
+from payrecon.core.money import parse_minor
 from payrecon.core.workflow import ActionKind, Actor, Role
 
 db_app = typer.Typer(help="The case store's database.", no_args_is_help=True)
@@ -33,6 +33,14 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 
 AsOption = Annotated[str, typer.Option("--as", envvar="PAYRECON_USER", help="who acts")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+ExpectVersion = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-version",
+        min=1,
+        help="the case's version you looked at (cases show): refused if it changed since",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +48,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(cases_app, name="cases")
     app.add_typer(audit_app, name="audit")
+    # Commands on many cases at once (list, bulk-*, export, import) live in their own module.
+    import payrecon.cli_cases_bulk  # noqa: F401
 
 
 @contextmanager
@@ -87,8 +97,8 @@ def db_current(config: ConfigOption = None) -> int:
 # -- users ---------------------------------------------------------------------------------
 
 
-@users_app.command("add")
-def users_add(
+@users_app.command("create")
+def users_create(
     name: Annotated[str, typer.Argument()],
     role: Annotated[Role, typer.Option(help="viewer, operator, approver or admin")],
     display_name: Annotated[str | None, typer.Option(help="full name")] = None,
@@ -107,7 +117,7 @@ def users_add(
         if by:
             actor = service.actor(by)
         elif any(u["role"] == Role.ADMIN for u in service.users()):
-            raise typer.BadParameter("the store has an admin: add users --as an admin")
+            raise typer.BadParameter("the store has an admin: create users --as an admin")
         else:
             actor = Actor.system()
         service.add_user(name, role, display_name=display_name, by=actor)
@@ -117,6 +127,10 @@ def users_add(
             BackOffice(service).set_password(name, password, by=actor)
     stderr.print(f"added {name} ({role.value})")
     return Exit.OK
+
+
+# The first name this command had; kept working for scripts, hidden from help.
+users_app.command("add", hidden=True)(users_create)
 
 
 @users_app.command("passwd")
@@ -183,71 +197,6 @@ def users_set(
 # -- cases ---------------------------------------------------------------------------------
 
 
-@cases_app.command("list")
-def cases_list(
-    channel: Annotated[str | None, typer.Option()] = None,
-    state: Annotated[list[str] | None, typer.Option(help="state (repeatable)")] = None,
-    outcome: Annotated[str | None, typer.Option()] = None,
-    assignee: Annotated[str | None, typer.Option()] = None,
-    since: Annotated[str | None, typer.Option("--from", help="run day from")] = None,
-    until: Annotated[str | None, typer.Option("--to", help="run day to")] = None,
-    overdue: Annotated[bool, typer.Option("--overdue")] = False,
-    open_only: Annotated[bool, typer.Option("--open", help="only cases someone must handle")] = (
-        False
-    ),
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
-    as_json: JsonOption = False,
-    config: ConfigOption = None,
-) -> int:
-    """The case queue, most urgent first."""
-    from payrecon.cases.service import CaseFilter
-
-    filters = CaseFilter(
-        channel=channel,
-        states=tuple(s.upper() for s in state or ()),
-        outcome=outcome.upper() if outcome else None,
-        assignee=assignee,
-        run_day_from=_day(since) if since else None,
-        run_day_to=_day(until) if until else None,
-        overdue=overdue,
-        open_only=open_only,
-    )
-    with _service(config) as service:
-        total, rows = service.query(filters, limit=limit, offset=offset)
-    if as_json:
-        _print_json({"total": total, "cases": rows})
-        return Exit.OK
-    table = Table(
-        "id",
-        "day",
-        "channel",
-        "order",
-        "outcome",
-        "stake",
-        "severity",
-        "state",
-        "assignee",
-        "due",
-        title=f"{total} cases",
-    )
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["run_day"],
-            row["channel"],
-            row["order_id"],
-            row["outcome"],
-            format_minor(row["stake"]),
-            row["severity"],
-            row["state"],
-            row["assignee"] or "",
-            row["due_at"][:16],
-        )
-    stdout.print(table)
-    return Exit.OK
-
-
 @cases_app.command("show")
 def cases_show(
     case_id: Annotated[int, typer.Argument()],
@@ -274,22 +223,26 @@ def cases_assign(
     case_id: Annotated[int, typer.Argument()],
     to: Annotated[str, typer.Option(help="the assignee")],
     actor: AsOption,
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Assign a case (operators may only take cases for themselves)."""
     with _service(config) as service:
-        state = service.assign(case_id, service.actor(actor), to)
+        state = service.assign(case_id, service.actor(actor), to, expected_version=expect_version)
     stderr.print(f"case {case_id}: {state} ({to})")
     return Exit.OK
 
 
 @cases_app.command("start")
 def cases_start(
-    case_id: Annotated[int, typer.Argument()], actor: AsOption, config: ConfigOption = None
+    case_id: Annotated[int, typer.Argument()],
+    actor: AsOption,
+    expect_version: ExpectVersion = None,
+    config: ConfigOption = None,
 ) -> int:
     """Start working on an assigned case."""
     with _service(config) as service:
-        state = service.start(case_id, service.actor(actor))
+        state = service.start(case_id, service.actor(actor), expected_version=expect_version)
     stderr.print(f"case {case_id}: {state}")
     return Exit.OK
 
@@ -299,11 +252,12 @@ def cases_comment(
     case_id: Annotated[int, typer.Argument()],
     text: Annotated[str, typer.Argument()],
     actor: AsOption,
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Add a comment."""
     with _service(config) as service:
-        service.comment(case_id, service.actor(actor), text)
+        service.comment(case_id, service.actor(actor), text, expected_version=expect_version)
     return Exit.OK
 
 
@@ -314,11 +268,19 @@ def cases_attach(
     actor: AsOption,
     name: Annotated[str | None, typer.Option()] = None,
     sha256: Annotated[str | None, typer.Option()] = None,
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Attach a document by reference."""
     with _service(config) as service:
-        service.attach(case_id, service.actor(actor), uri, name=name, sha256=sha256)
+        service.attach(
+            case_id,
+            service.actor(actor),
+            uri,
+            name=name,
+            sha256=sha256,
+            expected_version=expect_version,
+        )
     return Exit.OK
 
 
@@ -332,6 +294,7 @@ def cases_propose(
         str | None, typer.Option(help="amount in major units, e.g. 12.34 [default: suggested]")
     ] = None,
     park_days: Annotated[int | None, typer.Option(min=1, help="days to park (挂账)")] = None,
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Propose an action; money-moving ones wait for a second person's approval."""
@@ -343,6 +306,7 @@ def cases_propose(
             reason=reason,
             amount=_amount(amount),
             park_days=park_days,
+            expected_version=expect_version,
         )
     stderr.print(f"case {case_id}: {action.value} ({action.label}) is {done.state}")
     return Exit.OK
@@ -353,11 +317,12 @@ def cases_approve(
     case_id: Annotated[int, typer.Argument()],
     actor: AsOption,
     note: Annotated[str | None, typer.Option()] = None,
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Approve the pending action (not your own); then it is executed."""
     with _service(config) as service:
-        done = service.approve(case_id, service.actor(actor), note)
+        done = service.approve(case_id, service.actor(actor), note, expected_version=expect_version)
     _executed(case_id, done)
     return Exit.OK
 
@@ -383,21 +348,25 @@ def cases_reject(
     case_id: Annotated[int, typer.Argument()],
     actor: AsOption,
     note: Annotated[str, typer.Option(help="why")],
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Reject the pending action; the case goes back to its assignee."""
     with _service(config) as service:
-        service.reject(case_id, service.actor(actor), note)
+        service.reject(case_id, service.actor(actor), note, expected_version=expect_version)
     return Exit.OK
 
 
 @cases_app.command("withdraw")
 def cases_withdraw(
-    case_id: Annotated[int, typer.Argument()], actor: AsOption, config: ConfigOption = None
+    case_id: Annotated[int, typer.Argument()],
+    actor: AsOption,
+    expect_version: ExpectVersion = None,
+    config: ConfigOption = None,
 ) -> int:
     """Withdraw your proposal before anyone approves it."""
     with _service(config) as service:
-        service.withdraw(case_id, service.actor(actor))
+        service.withdraw(case_id, service.actor(actor), expected_version=expect_version)
     return Exit.OK
 
 
@@ -406,11 +375,12 @@ def cases_reopen(
     case_id: Annotated[int, typer.Argument()],
     actor: AsOption,
     reason: Annotated[str, typer.Option()],
+    expect_version: ExpectVersion = None,
     config: ConfigOption = None,
 ) -> int:
     """Reopen a resolved, closed or parked case (approvers)."""
     with _service(config) as service:
-        service.reopen(case_id, service.actor(actor), reason)
+        service.reopen(case_id, service.actor(actor), reason, expected_version=expect_version)
     return Exit.OK
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from payrecon.config import EngineSettings
 from payrecon.core.outcomes import DISCREPANCIES, POOL, Outcome, Side
+from payrecon.core.sheet import safe_text
 from payrecon.engines.duckdb import connect
 from payrecon.errors import DependencyError, InputError
 
@@ -151,4 +152,5 @@ def _cell(value: object) -> object:
     # Excel has no time zones; write instants as ISO text so nothing shifts silently.
     if hasattr(value, "tzinfo") and getattr(value, "tzinfo", None) is not None:
         return value.isoformat()  # type: ignore[attr-defined]
-    return value
+    # Text from a bill or the ledger is shown, never run as a formula.
+    return safe_text(value) if isinstance(value, str) else value

@@ -29,35 +29,39 @@ class CommandInput:
     body: str | None = None  # a comment, reason or review note
     action: ActionKind | None = None
     amount: int | None = None  # minor units; None: the suggested amount
+    version: int | None = None  # the case version the caller saw; None: do not check
 
 
 def give(
     service: CaseService, case_id: int, actor: Actor, command: CaseCommand, given: CommandInput
 ) -> str:
     """Carry out ``command`` on a case as ``actor``; returns what happened, for people."""
-    text = given.body or ""
+    text, seen = given.body or "", given.version
     if command is CaseCommand.ASSIGN:
-        state = service.assign(case_id, actor, given.assignee or actor.name)
+        state = service.assign(case_id, actor, given.assignee or actor.name, expected_version=seen)
         return f"assigned to {given.assignee or actor.name} ({state})"
     if command is CaseCommand.START:
-        return f"started ({service.start(case_id, actor)})"
+        return f"started ({service.start(case_id, actor, expected_version=seen)})"
     if command is CaseCommand.COMMENT:
-        service.comment(case_id, actor, text)
+        service.comment(case_id, actor, text, expected_version=seen)
         return "comment added"
     if command is CaseCommand.PROPOSE:
         if given.action is None:
             raise TransitionError("propose needs an action")
-        done = service.propose(case_id, actor, given.action, reason=text, amount=given.amount)
+        done = service.propose(
+            case_id, actor, given.action, reason=text, amount=given.amount, expected_version=seen
+        )
         return f"{given.action.label} proposed: {_outcome(done)}"
     if command is CaseCommand.WITHDRAW:
-        service.withdraw(case_id, actor)
+        service.withdraw(case_id, actor, expected_version=seen)
         return "proposal withdrawn"
     if command is CaseCommand.APPROVE:
-        return f"approved: {_outcome(service.approve(case_id, actor, text or None))}"
+        done = service.approve(case_id, actor, text or None, expected_version=seen)
+        return f"approved: {_outcome(done)}"
     if command is CaseCommand.REJECT:
-        service.reject(case_id, actor, text)
+        service.reject(case_id, actor, text, expected_version=seen)
         return "proposal rejected"
-    service.reopen(case_id, actor, text)
+    service.reopen(case_id, actor, text, expected_version=seen)
     return "case reopened"
 
 

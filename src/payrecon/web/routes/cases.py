@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from payrecon.core.money import parse_minor
 from payrecon.core.outcomes import DISCREPANCIES
 from payrecon.core.workflow import ActionKind, CaseState
-from payrecon.errors import InputError, PayreconError
+from payrecon.errors import ConflictError, InputError, PayreconError
 from payrecon.web import runs as run_views
 from payrecon.web.commands import CaseCommand, CommandInput, give
 from payrecon.web.deps import Context, Operator, Viewer
@@ -120,6 +120,7 @@ def case_detail(request: Request, web: Context, who: Viewer, case_id: int) -> HT
         near=candidates,
         operators=[u["name"] for u in web.service.users() if u["role"] != "viewer"],
         flash=request.query_params.get("done"),
+        conflict=request.query_params.get("conflict"),
     )
 
 
@@ -145,10 +146,22 @@ def case_command(
     assignee: Annotated[str, Form(max_length=64)] = "",
     action: Annotated[ActionKind | None, Form()] = None,
     amount: Annotated[str, Form(max_length=32)] = "",
+    version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
 ) -> Response:
-    """A workflow command from the case page; back to the page with what happened."""
+    """A workflow command from the case page; back to the page with what happened.
+
+    The page sends the version it showed: when the case changed since, nothing is done
+    and the fresh page says so, instead of acting on a state the user never saw.
+    """
     given = CommandInput(
-        assignee=assignee or None, body=body, action=action, amount=_yuan(amount, "amount")
+        assignee=assignee or None,
+        body=body,
+        action=action,
+        amount=_yuan(amount, "amount"),
+        version=version,
     )
-    message = give(web.service, case_id, who.actor, command, given)
-    return RedirectResponse(f"/cases/{case_id}?{urlencode({'done': message})}", status_code=303)
+    try:
+        outcome = {"done": give(web.service, case_id, who.actor, command, given)}
+    except ConflictError as exc:
+        outcome = {"conflict": f"{exc} (this page now shows the current state)"}
+    return RedirectResponse(f"/cases/{case_id}?{urlencode(outcome)}", status_code=303)
