@@ -425,12 +425,15 @@ def flink_job_command(
 def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="worker processes (default web.workers)")
+    ] = None,
     config: ConfigOption = None,
 ) -> int:
     """Serve the back-office (dashboard, runs, case queue, API) on the configured store."""
     from payrecon.web.serve import serve
 
-    serve(_settings(config), host, port)
+    serve(_settings(config), host, port, workers)
     return Exit.OK
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from payrecon.core.rules import DEFAULT_SUCCESS, MatchRules
+from payrecon.core.rules import DEFAULT_SUCCESS, MatchRules, check_timezone
 from payrecon.core.schema import Status
 from payrecon.errors import ConfigError
 
@@ -297,6 +297,65 @@ class FetchSettings(_Frozen):
     channels: dict[str, dict[str, FetchSource]] = Field(default_factory=dict)
 
 
+class ScheduledChannel(_Frozen):
+    """``[schedule.channels.<channel>]``: when and how a channel's day is reconciled.
+
+    ``ledger`` and ``out`` may use ``{channel}``, ``{merchant}`` (``all`` for the whole
+    channel) and ``{date}`` / ``{date:FORMAT}``; a relative ``out`` is under ``home``.
+    """
+
+    cron: str = Field(min_length=1, description="crontab: minute hour day month weekday")
+    ledger: str = Field(min_length=1, description="ledger file or database URL")
+    # Merchants whose bills are fetched and reconciled together (default: every merchant
+    # under [fetch.channels.<channel>]).
+    merchants: tuple[str, ...] = ()
+    out: str = "daily/{channel}/{merchant}/{date}"
+    deadline_seconds: int | None = Field(None, ge=0, description="default: fetch.deadline")
+    enabled: bool = True
+
+
+class ScheduleSettings(_Frozen):
+    """``[schedule]``: the daily jobs of ``payrecon scheduler`` (see docs/scheduler.md)."""
+
+    timezone: str = "Asia/Shanghai"  # cron times and "yesterday" are in this zone
+    url: str | None = None  # job-run database; default: the case store's (cases_url)
+    lease_seconds: int = Field(900, ge=10, description="a crashed job's lock expires after")
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    channels: dict[str, ScheduledChannel] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value, "schedule.timezone")
+
+
+class WebhookNotifySettings(_Frozen):
+    url: str = Field(min_length=1)
+    secret_env: str | None = None  # env var holding the HMAC key; unsigned without it
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_attempts: int = Field(4, ge=1)
+    retry_initial_seconds: float = Field(2.0, ge=0)
+
+
+class SmtpNotifySettings(_Frozen):
+    host: str = Field(min_length=1)
+    port: int = Field(587, gt=0, lt=65536)
+    sender: str = Field(min_length=3, alias="from")
+    to: tuple[str, ...] = Field(min_length=1)
+    starttls: bool = True
+    user: str | None = None
+    password_env: str | None = None  # env var holding the SMTP password
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class NotifySettings(_Frozen):
+    """``[notify]``: where day summaries and alerts go (both, either or none)."""
+
+    webhook: WebhookNotifySettings | None = None
+    smtp: SmtpNotifySettings | None = None
+    summaries: bool = True  # False: only alerts (failed jobs, bills missing at deadline)
+
+
 DEV_SECRET_KEY = "payrecon-development-secret-do-not-use-in-production"
 
 
@@ -312,6 +371,7 @@ class WebSettings(_Frozen):
     login_attempts: int = Field(5, ge=1, description="failed logins per window per name/IP")
     login_window_seconds: int = Field(300, ge=1)
     trust_forwarded_proto: bool = False
+    workers: int = Field(1, ge=1, le=64, description="`payrecon serve` worker processes")
 
     @model_validator(mode="after")
     def _no_default_secret_outside_development(self) -> Self:
@@ -339,6 +399,8 @@ class Settings(BaseSettings):
     cases: CasesSettings = CasesSettings()
     fetch: FetchSettings = FetchSettings()
     web: WebSettings = WebSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(

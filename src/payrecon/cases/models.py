@@ -20,11 +20,17 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+# Cases nobody has to work on any more (``CaseState.is_done``), as literal SQL: the open
+# queue's partial indexes are defined by it, and queries must say the same to use them.
+DONE_STATES = ("RESOLVED", "CLOSED", "PARKED")
+OPEN_PREDICATE = "state NOT IN ('RESOLVED', 'CLOSED', 'PARKED')"
+OPEN_QUEUE_INCLUDE = ["channel", "outcome", "state", "assignee", "run_day"]
 Moment = DateTime(timezone=True)
 
 
@@ -52,6 +58,26 @@ class Case(Base):
         Index("ix_cases_queue", "state", "due_at"),
         Index("ix_cases_assignee", "assignee", "state"),
         Index("ix_cases_order", "order_id"),
+        # The open queue (migration 0003): only cases someone still has to work, in the
+        # queue's two main orders, carrying the filtered columns so that the capped count
+        # and the page's ids come from the index alone. The predicate must stay equal to
+        # ``still_open()`` in ``payrecon.cases.service`` for the planner to use them.
+        Index(
+            "ix_cases_open_due",
+            "due_at",
+            "id",
+            postgresql_include=[*OPEN_QUEUE_INCLUDE, "stake"],
+            postgresql_where=text(OPEN_PREDICATE),
+            sqlite_where=text(OPEN_PREDICATE),
+        ),
+        Index(
+            "ix_cases_open_stake",
+            "stake",
+            "id",
+            postgresql_include=[*OPEN_QUEUE_INCLUDE, "due_at"],
+            postgresql_where=text(OPEN_PREDICATE),
+            sqlite_where=text(OPEN_PREDICATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -85,7 +111,11 @@ class Case(Base):
     channel_record: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(Moment)
     updated_at: Mapped[datetime] = mapped_column(Moment)
+    # Optimistic locking: every UPDATE is ``… WHERE id = ? AND version = ?`` (the service
+    # raises the number itself), so a write based on a stale read changes nothing and
+    # fails instead of silently overwriting the newer state.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}  # noqa: RUF012
 
 
 class Action(Base):

@@ -2,28 +2,46 @@
 
 Each command loads the case (locked), asks the pure workflow (:func:`decide`) whether the
 actor may do it and what follows, applies that, and appends the audit entry with the
-state before and after. Executing an approved action happens *outside* any transaction:
-the action is first leased (``executing_since``), then the executor is called with the
-action's stored idempotency key, then the answer is recorded. A crash in between leaves
-the lease to expire; the next ``execute`` sends the same key again, and the platform's
-deduplication keeps the money from moving twice.
+state before and after.
+
+Optimistic locking: every human command takes the ``expected_version`` the caller saw
+(a page, a spreadsheet row, ``--expect-version``); a case that has moved on since is
+refused with a :class:`ConflictError` instead of acting on a state nobody looked at. The
+write itself is a compare-and-set on ``cases.version`` (the mapper's ``version_id_col``),
+so even a writer that did not lock the row cannot lose another's update.
+
+Executing an approved action happens *outside* any transaction: the action is first
+leased (``executing_since``), then the executor is called with the action's stored
+idempotency key, then the answer is recorded. A crash in between leaves the lease to
+expire; the next ``execute`` sends the same key again, and the platform's deduplication
+keeps the money from moving twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from payrecon.cases.audit import AuditWriter
 from payrecon.cases.executor import ActionRequest, ExecutionResult, Executor
-from payrecon.cases.models import Action, Attachment, AuditEntry, Case, Comment, User
+from payrecon.cases.models import (
+    DONE_STATES,
+    Action,
+    Attachment,
+    AuditEntry,
+    Case,
+    Comment,
+    User,
+)
 from payrecon.cases.policy import CasePolicy
 from payrecon.cases.store import CaseStore
 from payrecon.core.cases import CaseFigures
@@ -146,15 +164,22 @@ class CaseService:
 
     # -- commands ------------------------------------------------------------------------
 
-    def assign(self, case_id: int, actor: Actor, assignee: str) -> CaseState:
+    def assign(
+        self, case_id: int, actor: Actor, assignee: str, *, expected_version: int | None = None
+    ) -> CaseState:
         role = self.actor(assignee).role
         request = Request(Command.ASSIGN, assignee=assignee, assignee_role=role)
-        return self._command(case_id, actor, request).state
+        return self._command(case_id, actor, request, expected_version=expected_version).state
 
-    def start(self, case_id: int, actor: Actor) -> CaseState:
-        return self._command(case_id, actor, Request(Command.START)).state
+    def start(
+        self, case_id: int, actor: Actor, *, expected_version: int | None = None
+    ) -> CaseState:
+        request = Request(Command.START)
+        return self._command(case_id, actor, request, expected_version=expected_version).state
 
-    def comment(self, case_id: int, actor: Actor, body: str) -> None:
+    def comment(
+        self, case_id: int, actor: Actor, body: str, *, expected_version: int | None = None
+    ) -> None:
         text = body.strip()
         if not text:
             raise TransitionError("a comment needs text")
@@ -163,7 +188,7 @@ class CaseService:
             session.add(Comment(case_id=case.id, author=actor.name, body=text, created_at=now))
             return {"comment": text}
 
-        self._command(case_id, actor, Request(Command.COMMENT), add)
+        self._command(case_id, actor, Request(Command.COMMENT), add, expected_version)
 
     def attach(
         self,
@@ -173,6 +198,7 @@ class CaseService:
         *,
         name: str | None = None,
         sha256: str | None = None,
+        expected_version: int | None = None,
     ) -> None:
         """Attach a document by reference (a URI into the operator's document store)."""
         if not uri.strip():
@@ -191,7 +217,7 @@ class CaseService:
             )
             return {"attachment": {"uri": uri, "name": name, "sha256": sha256}}
 
-        self._command(case_id, actor, Request(Command.ATTACH), add)
+        self._command(case_id, actor, Request(Command.ATTACH), add, expected_version)
 
     def propose(
         self,
@@ -202,6 +228,7 @@ class CaseService:
         reason: str,
         amount: int | None = None,
         park_days: int | None = None,
+        expected_version: int | None = None,
     ) -> Executed:
         """Propose an action; one that needs no approval is carried out at once."""
         if not reason.strip():
@@ -237,26 +264,38 @@ class CaseService:
             return {"action": _action_view(action)}
 
         request = Request(Command.PROPOSE, action=kind, amount=chosen)
-        decision = self._command(case_id, actor, request, add)
+        decision = self._command(case_id, actor, request, add, expected_version)
         return self._follow(created[0], decision)
 
-    def withdraw(self, case_id: int, actor: Actor) -> None:
-        self._command(case_id, actor, Request(Command.WITHDRAW), self._review_note(actor, None))
+    def withdraw(self, case_id: int, actor: Actor, *, expected_version: int | None = None) -> None:
+        review = self._review_note(actor, None)
+        self._command(case_id, actor, Request(Command.WITHDRAW), review, expected_version)
 
-    def approve(self, case_id: int, actor: Actor, note: str | None = None) -> Executed:
+    def approve(
+        self,
+        case_id: int,
+        actor: Actor,
+        note: str | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> Executed:
         """Approve the pending action (a different approver); money actions then execute."""
         pending = self._pending_id(case_id)
-        decision = self._command(
-            case_id, actor, Request(Command.APPROVE), self._review_note(actor, note)
-        )
+        review = self._review_note(actor, note)
+        decision = self._command(case_id, actor, Request(Command.APPROVE), review, expected_version)
         return self._follow(pending, decision)
 
-    def reject(self, case_id: int, actor: Actor, note: str) -> None:
+    def reject(
+        self, case_id: int, actor: Actor, note: str, *, expected_version: int | None = None
+    ) -> None:
         if not note.strip():
             raise TransitionError("a rejection needs a reason")
-        self._command(case_id, actor, Request(Command.REJECT), self._review_note(actor, note))
+        review = self._review_note(actor, note)
+        self._command(case_id, actor, Request(Command.REJECT), review, expected_version)
 
-    def reopen(self, case_id: int, actor: Actor, reason: str) -> None:
+    def reopen(
+        self, case_id: int, actor: Actor, reason: str, *, expected_version: int | None = None
+    ) -> None:
         if not reason.strip():
             raise TransitionError("reopening needs a reason")
 
@@ -265,7 +304,7 @@ class CaseService:
             case.parked_until = None
             return {"reason": reason}
 
-        self._command(case_id, actor, Request(Command.REOPEN), note)
+        self._command(case_id, actor, Request(Command.REOPEN), note, expected_version)
 
     def system_close(self, session: Session, audit: AuditWriter, case: Case, reason: str) -> bool:
         """Close a case whose discrepancy went away; ``False`` if an action is in flight."""
@@ -384,12 +423,21 @@ class CaseService:
         actor: Actor,
         request: Request,
         mutate: Mutation | None = None,
+        expected_version: int | None = None,
     ) -> Decision:
-        with self.store.session() as session:
-            case = _locked_case(session, case_id)
-            audit = AuditWriter(session)
-            decision = self._apply(session, audit, case, actor, request, mutate)
-            audit.close()
+        try:
+            with self.store.session() as session:
+                case = _locked_case(session, case_id)
+                _check_version(case, expected_version)
+                audit = AuditWriter(session)
+                decision = self._apply(session, audit, case, actor, request, mutate)
+                audit.close()
+        except StaleDataError as exc:
+            # The compare-and-set matched no row: someone else wrote the case first.
+            raise ConflictError(
+                f"case {case_id} was changed by someone else while {actor.name} acted on it;"
+                " nothing was done: reload it and try again"
+            ) from exc
         assert decision is not None
         return decision
 
@@ -408,21 +456,7 @@ class CaseService:
         action is in flight): that is noted in the log instead of failing the run.
         """
         now = self.clock()
-        pending = _pending(session, case.id)
-        facts = CaseFacts(
-            CaseState(case.state),
-            Outcome(case.outcome),
-            case.assignee,
-            None
-            if pending is None
-            else PendingAction(
-                pending.id,
-                ActionKind(pending.kind),
-                ActionState(pending.state),
-                pending.proposed_by,
-                pending.amount,
-            ),
-        )
+        facts, pending = _facts(session, case)
         before = _case_view(case, pending)
         try:
             decision = decide(facts, actor, request, self.policy.approval)
@@ -469,6 +503,12 @@ class CaseService:
     def _figures(self, case_id: int) -> CaseFigures:
         with self.store.session() as session:
             return _figures(_case(session, case_id))
+
+    def facts(self, case_id: int) -> tuple[int, CaseFacts, CaseFigures]:
+        """A case's version, what the workflow decides on, and its money (for checks ahead)."""
+        with self.store.session() as session:
+            case = _case(session, case_id)
+            return case.version, _facts(session, case)[0], _figures(case)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -557,6 +597,14 @@ class CaseService:
 
 
 Mutation = Callable[[Session, Case, Decision, datetime], dict[str, Any]]
+# A case as lists show it (case_row): every column but both sides' records and bookkeeping.
+ROW_COLUMNS = tuple(
+    column
+    for column in Case.__table__.columns
+    if column.name
+    not in {"fingerprint", "ledger_record", "channel_record", "created_at", "updated_at"}
+)
+ROW_NAMES = tuple(column.name for column in ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -578,9 +626,8 @@ class CaseFilter:
             where.append(Case.channel == self.channel)
         if self.states:
             where.append(Case.state.in_(self.states))
-        if self.open_only:
-            done = [s.value for s in CaseState if s.is_done]
-            where.append(Case.state.not_in(done))
+        if self.open_only or self.overdue:
+            where.append(still_open())
         if self.outcome:
             where.append(Case.outcome == self.outcome)
         if self.assignee:
@@ -594,9 +641,19 @@ class CaseFilter:
         if self.max_stake is not None:
             where.append(Case.stake <= self.max_stake)
         if self.overdue:
-            done = [s.value for s in CaseState if s.is_done]
-            where.extend([Case.due_at < now, Case.state.not_in(done)])
+            where.append(Case.due_at < now)
         return where
+
+
+def still_open() -> ColumnElement[bool]:
+    """Cases someone still has to work: ``state NOT IN ('RESOLVED', 'CLOSED', 'PARKED')``.
+
+    Rendered with the states as literals (not bound parameters), exactly as the partial
+    indexes ``ix_cases_open_*`` (migration 0003) are defined, so the planner can prove
+    the query matches their predicate, in prepared statements and generic plans too.
+    """
+    done: Any = bindparam("done_states", list(DONE_STATES), expanding=True, literal_execute=True)
+    return Case.state.not_in(done)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -613,7 +670,7 @@ def _closing(reason: str) -> Mutation:
 def _user(session: Session, name: str) -> User:
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
-        raise NotFoundError(f"no user {name!r} (add one with `payrecon users add`)")
+        raise NotFoundError(f"no user {name!r} (create one with `payrecon users create`)")
     return user
 
 
@@ -629,6 +686,34 @@ def _locked_case(session: Session, case_id: int) -> Case:
     if case is None:
         raise NotFoundError(f"no case {case_id}")
     return case
+
+
+def _check_version(case: Case, expected: int | None) -> None:
+    if expected is not None and expected != case.version:
+        raise ConflictError(
+            f"case {case.id} changed meanwhile: you saw version {expected}, it is now at"
+            f" version {case.version} ({case.state}, assignee {case.assignee or 'none'});"
+            " nothing was done: reload it and try again"
+        )
+
+
+def _facts(session: Session, case: Case) -> tuple[CaseFacts, Action | None]:
+    pending = _pending(session, case.id)
+    facts = CaseFacts(
+        CaseState(case.state),
+        Outcome(case.outcome),
+        case.assignee,
+        None
+        if pending is None
+        else PendingAction(
+            pending.id,
+            ActionKind(pending.kind),
+            ActionState(pending.state),
+            pending.proposed_by,
+            pending.amount,
+        ),
+    )
+    return facts, pending
 
 
 def _locked_action(session: Session, action_id: int) -> Action:
@@ -702,33 +787,18 @@ def _case_view(case: Case, action: Action | None) -> dict[str, Any]:
 
 def case_row(case: Case) -> dict[str, Any]:
     """A case's own fields as JSON-friendly values (no records, no history)."""
-    return {
-        "id": case.id,
-        "source": case.source,
-        "channel": case.channel,
-        "merchant_id": case.merchant_id,
-        "run_day": case.run_day.isoformat(),
-        "bill_date": case.bill_date.isoformat() if case.bill_date else None,
-        "kind": case.kind,
-        "order_id": case.order_id,
-        "outcome": case.outcome,
-        "side": case.side,
-        "diff_fields": case.diff_fields,
-        "amount_diff": case.amount_diff,
-        "ledger_amount": case.ledger_amount,
-        "channel_amount": case.channel_amount,
-        "stake": case.stake,
-        "currency": case.currency,
-        "severity": case.severity,
-        "state": case.state,
-        "assignee": case.assignee,
-        "due_at": aware(case.due_at).isoformat(),
-        "parked_until": case.parked_until.isoformat() if case.parked_until else None,
-        "opened_by_run": case.opened_by_run,
-        "last_run": case.last_run,
-        "closed_reason": case.closed_reason,
-        "version": case.version,
-    }
+    return _listed([getattr(case, name) for name in ROW_NAMES])
+
+
+def _listed(values: Sequence[Any]) -> dict[str, Any]:
+    """:func:`case_row` from the values of :data:`ROW_COLUMNS`, in their order."""
+    row = dict(zip(ROW_NAMES, values, strict=False))
+    row["run_day"] = row["run_day"].isoformat()
+    row["due_at"] = aware(row["due_at"]).isoformat()
+    for name in ("bill_date", "parked_until"):
+        if row[name] is not None:
+            row[name] = row[name].isoformat()
+    return row
 
 
 def _action_request(case: Case, action: Action) -> ActionRequest:
@@ -766,6 +836,7 @@ QUEUE_SORTS: Mapping[str, Any] = {
     "opened": Case.created_at,
     "id": Case.id,
 }
+QUEUE_COUNT_CAP = 1_000
 AGE_BUCKETS = ("<1d", "1-3d", "3-7d", "7d+")
 MIN_PASSWORD = 8
 
@@ -798,21 +869,47 @@ class BackOffice:
         descending: bool = False,
         limit: int = 50,
         offset: int = 0,
-        count_cap: int = 10_000,
+        count_cap: int = QUEUE_COUNT_CAP,
     ) -> QueuePage:
-        """A page of cases in the chosen order; counting stops at ``count_cap``."""
+        """A page of cases in the chosen order; counting stops at ``count_cap``.
+
+        The page's ids come first, from an index alone where one fits (the open queue's
+        partial indexes carry the filtered columns), then only those rows are read, and
+        only the columns a list shows (:data:`ROW_COLUMNS`, never the records). The count
+        is skipped when the page itself shows where the list ends.
+        """
         column = QUEUE_SORTS.get(sort)
         if column is None:
             raise TransitionError(f"cannot sort cases by {sort!r} (one of {sorted(QUEUE_SORTS)})")
         where = (filters or CaseFilter()).conditions(self.service.clock())
         order = [column.desc(), Case.id.desc()] if descending else [column, Case.id]
-        with self.store.session() as session:
-            capped = select(Case.id).where(*where).limit(count_cap + 1).subquery()
-            total = session.execute(select(func.count()).select_from(capped)).scalar_one()
-            rows = session.execute(
-                select(Case).where(*where).order_by(*order).limit(limit).offset(offset)
-            ).scalars()
-            return QueuePage(min(total, count_cap), total > count_cap, [case_row(c) for c in rows])
+        chosen = select(Case.id).where(*where).order_by(*order).limit(limit).offset(offset)
+        capped = select(Case.id).where(*where).limit(count_cap + 1).subquery()
+        count = select(func.count()).select_from(capped)
+        ids = chosen.subquery()
+        # One statement: the page's rows, each carrying the (capped) count.
+        page = (
+            select(*ROW_COLUMNS, count.scalar_subquery())
+            .join(ids, Case.id == ids.c.id)
+            .order_by(*order)
+        )
+        with self._reading() as connection:
+            rows = connection.execute(page).all()
+            if rows:
+                total = int(rows[0][-1])
+            else:  # past the end, or nothing matches
+                total = connection.execute(count).scalar_one() if offset else 0
+        cases = [_listed(row) for row in rows]
+        return QueuePage(min(total, count_cap), total > count_cap, cases)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads; on PostgreSQL in autocommit (no BEGIN/COMMIT trips)."""
+        engine = self.store.engine
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     def open_by_age_and_severity(self) -> dict[str, dict[str, int]]:
         """Open cases counted by severity, then by age since opened (``AGE_BUCKETS``)."""

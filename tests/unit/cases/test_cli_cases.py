@@ -88,7 +88,7 @@ def test_no_cases_opens_none_and_db_upgrade_reports(
         cli(*reconcile_args(day, tmp_path / "run", "--no-cases", "--json")).json()["cases"] is None
     )
     upgraded = cli("db", "upgrade")
-    assert upgraded.code == 0 and "-> 0002" in upgraded.err
+    assert upgraded.code == 0 and "-> 0003" in upgraded.err
     assert cli("db", "current").code == 0
     assert cli("cases", "list", "--json").json()["total"] == 0
     missing = cli("cases", "show", "42")

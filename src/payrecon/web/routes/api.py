@@ -3,18 +3,23 @@
 Machine clients authenticate with ``Authorization: Bearer <token>`` (``POST /api/tokens``
 issues one); browsers use their session. Errors are ``{"error", "detail"}`` with the
 status from :mod:`payrecon.web.errors`.
+
+Optimistic locking: ``GET /api/cases/{id}`` returns the case's ``version`` (and an
+``ETag: "<version>"``); a command may send it back as ``"version"`` in its body or as
+``If-Match``, and is refused with 409 ``ConflictError`` when the case changed since.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from payrecon.core.workflow import ActionKind, Role
+from payrecon.errors import InputError
 from payrecon.web import runs as run_views
 from payrecon.web.commands import CaseCommand, CommandInput, give
 from payrecon.web.deps import Admin, Context, Operator, Viewer
@@ -69,25 +74,54 @@ class CommandOut(BaseModel):
     message: str
 
 
-class Proposal(BaseModel):
+class Versioned(BaseModel):
+    version: int | None = Field(
+        None, ge=1, le=2**31, description="the case version you saw; refused (409) if it changed"
+    )
+
+
+def _if_match(
+    if_match: Annotated[
+        str | None, Header(description='the case\'s ETag ("7"); refused (409) if it changed')
+    ] = None,
+) -> int | None:
+    if if_match is None:
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InputError(f'If-Match: {if_match!r} is not a case version (its ETag, e.g. "7")')
+    return int(tag)
+
+
+IfMatch = Annotated[int | None, Depends(_if_match)]
+
+
+def _seen(body: Versioned | None, header: int | None) -> int | None:
+    given = None if body is None else body.version
+    if given is not None and header is not None and given != header:
+        raise InputError(f"version {given} in the body and If-Match {header} disagree")
+    return given if given is not None else header
+
+
+class Proposal(Versioned):
     kind: ActionKind
     reason: str = Field(min_length=1, max_length=4000)
     amount: int | None = Field(None, ge=-(10**15), le=10**15, description="minor units")
 
 
-class Note(BaseModel):
+class Note(Versioned):
     note: str = Field("", max_length=4000)
 
 
-class Reason(BaseModel):
+class Reason(Versioned):
     reason: str = Field(min_length=1, max_length=4000)
 
 
-class Assignment(BaseModel):
+class Assignment(Versioned):
     assignee: str = Field(min_length=1, max_length=64)
 
 
-class CommentIn(BaseModel):
+class CommentIn(Versioned):
     body: str = Field(min_length=1, max_length=4000)
 
 
@@ -140,8 +174,8 @@ def api_run(web: Context, who: Viewer, run_id: str) -> dict[str, Any]:
 # -- cases -------------------------------------------------------------------------------
 
 
-@router.get("/cases", responses=ERRORS)
-def api_cases(web: Context, who: Viewer, query: Annotated[QueueQuery, Query()]) -> CasePage:
+@router.get("/cases", responses=ERRORS, response_model=CasePage)
+def api_cases(web: Context, who: Viewer, query: Annotated[QueueQuery, Query()]) -> Response:
     """The case queue: filters, ordering and one page."""
     found = web.office.queue(
         query.filter(),
@@ -150,19 +184,18 @@ def api_cases(web: Context, who: Viewer, query: Annotated[QueueQuery, Query()]) 
         limit=query.per_page,
         offset=query.offset,
     )
-    return CasePage(
-        total=found.total,
-        more=found.more,
-        page=query.page,
-        per_page=query.per_page,
-        cases=[CaseOut.model_validate(c) for c in found.cases],
-    )
+    page = {"total": found.total, "more": found.more, "page": query.page}
+    checked = CasePage.model_validate({**page, "per_page": query.per_page, "cases": found.cases})
+    # Validated once here and written by pydantic-core (no second pass by FastAPI).
+    return Response(checked.model_dump_json(), media_type="application/json")
 
 
 @router.get("/cases/{case_id}", responses=ERRORS)
-def api_case(web: Context, who: Viewer, case_id: CaseId) -> dict[str, Any]:
-    """A case with both records, actions, comments and its audit trail."""
-    return web.service.get(case_id)
+def api_case(web: Context, who: Viewer, case_id: CaseId, response: Response) -> dict[str, Any]:
+    """A case with both records, actions, comments and its audit trail (ETag: its version)."""
+    detail = web.service.get(case_id)
+    response.headers["ETag"] = f'"{detail["version"]}"'
+    return detail
 
 
 def _command(
@@ -173,46 +206,71 @@ def _command(
 
 
 @router.post("/cases/{case_id}/assign", responses=ERRORS)
-def api_assign(web: Context, who: Operator, case_id: CaseId, body: Assignment) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.ASSIGN, CommandInput(assignee=body.assignee))
+def api_assign(
+    web: Context, who: Operator, case_id: CaseId, body: Assignment, seen: IfMatch
+) -> CommandOut:
+    given = CommandInput(assignee=body.assignee, version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.ASSIGN, given)
 
 
 @router.post("/cases/{case_id}/start", responses=ERRORS)
-def api_start(web: Context, who: Operator, case_id: CaseId) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.START, CommandInput())
+def api_start(
+    web: Context, who: Operator, case_id: CaseId, seen: IfMatch, body: Versioned | None = None
+) -> CommandOut:
+    given = CommandInput(version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.START, given)
 
 
 @router.post("/cases/{case_id}/comments", responses=ERRORS)
-def api_comment(web: Context, who: Operator, case_id: CaseId, body: CommentIn) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.COMMENT, CommandInput(body=body.body))
+def api_comment(
+    web: Context, who: Operator, case_id: CaseId, body: CommentIn, seen: IfMatch
+) -> CommandOut:
+    given = CommandInput(body=body.body, version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.COMMENT, given)
 
 
 @router.post("/cases/{case_id}/actions", responses=ERRORS)
-def api_propose(web: Context, who: Operator, case_id: CaseId, body: Proposal) -> CommandOut:
+def api_propose(
+    web: Context, who: Operator, case_id: CaseId, body: Proposal, seen: IfMatch
+) -> CommandOut:
     """Propose an action; one needing no approval is carried out at once."""
-    given = CommandInput(body=body.reason, action=body.kind, amount=body.amount)
+    given = CommandInput(
+        body=body.reason, action=body.kind, amount=body.amount, version=_seen(body, seen)
+    )
     return _command(web, who, case_id, CaseCommand.PROPOSE, given)
 
 
 @router.post("/cases/{case_id}/actions/approve", responses=ERRORS)
-def api_approve(web: Context, who: Operator, case_id: CaseId, body: Note) -> CommandOut:
+def api_approve(
+    web: Context, who: Operator, case_id: CaseId, body: Note, seen: IfMatch
+) -> CommandOut:
     """Approve the pending action (a different user with the approver role)."""
-    return _command(web, who, case_id, CaseCommand.APPROVE, CommandInput(body=body.note))
+    given = CommandInput(body=body.note, version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.APPROVE, given)
 
 
 @router.post("/cases/{case_id}/actions/reject", responses=ERRORS)
-def api_reject(web: Context, who: Operator, case_id: CaseId, body: Reason) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.REJECT, CommandInput(body=body.reason))
+def api_reject(
+    web: Context, who: Operator, case_id: CaseId, body: Reason, seen: IfMatch
+) -> CommandOut:
+    given = CommandInput(body=body.reason, version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.REJECT, given)
 
 
 @router.post("/cases/{case_id}/actions/withdraw", responses=ERRORS)
-def api_withdraw(web: Context, who: Operator, case_id: CaseId) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.WITHDRAW, CommandInput())
+def api_withdraw(
+    web: Context, who: Operator, case_id: CaseId, seen: IfMatch, body: Versioned | None = None
+) -> CommandOut:
+    given = CommandInput(version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.WITHDRAW, given)
 
 
 @router.post("/cases/{case_id}/reopen", responses=ERRORS)
-def api_reopen(web: Context, who: Operator, case_id: CaseId, body: Reason) -> CommandOut:
-    return _command(web, who, case_id, CaseCommand.REOPEN, CommandInput(body=body.reason))
+def api_reopen(
+    web: Context, who: Operator, case_id: CaseId, body: Reason, seen: IfMatch
+) -> CommandOut:
+    given = CommandInput(body=body.reason, version=_seen(body, seen))
+    return _command(web, who, case_id, CaseCommand.REOPEN, given)
 
 
 # -- users and tokens --------------------------------------------------------------------
